@@ -1,0 +1,14 @@
+"""The logical field catalogue: which logical fields each logical object has in the active CRM."""
+
+from __future__ import annotations
+
+from tasuki.settings import Config
+
+
+def catalog(config: Config) -> dict[str, list[str]]:
+    """``{logical object: sorted logical field names}`` for the active CRM."""
+    return {
+        name: sorted(per_system[config.crm].fields)
+        for name, per_system in config.objects.items()
+        if config.crm in per_system
+    }

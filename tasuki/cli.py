@@ -1,0 +1,50 @@
+"""The ``tasuki`` command. Each feature keeps its own subcommands and registers them here."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from tasuki.errors import ConfigError, TasukiError
+
+
+class _Group(click.Group):
+    """Turns tasuki's own errors into a clear message and a non-zero exit, without a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            click.echo(str(exc), err=True)
+            click.echo(f"{len(exc.problems)} problem(s); refusing to start.", err=True)
+            sys.exit(2)
+        except TasukiError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="tasuki")
+def main() -> None:
+    """tasuki: handoff rules, cross-department KPIs and CRM write-back for The Model."""
+
+
+@main.command("check-config")
+def check_config() -> None:
+    """Validate tasuki.yaml (TASUKI_CONFIG) and every rules and KPI file it names."""
+    from tasuki.runtime import build
+
+    rt = build()
+    _ = rt.rulebook
+    click.echo(f"ok: {rt.settings.config_path}")
+
+
+def _register() -> None:
+    """Attach each feature's command group (one line per feature)."""
+    from tasuki.commands import register_core
+
+    register_core(main)
+
+
+_register()

@@ -1,0 +1,102 @@
+"""The job queue: RQ on the Redis at ``TASUKI_REDIS_URL``, or on an in-process stand-in.
+
+With no Redis configured (the demo, a laptop), an in-process fakeredis server plays Redis and a
+burst worker in the same process runs the jobs: the same job functions, the same RQ code path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+from rq import Queue, Retry
+from rq.exceptions import DuplicateJobError
+from rq.job import Job, JobStatus
+
+from tasuki.errors import QueueUnavailable
+from tasuki.settings import Settings
+
+SYNC_RETRY = Retry(max=5, interval=[10, 30, 60, 300, 900])
+"""A failed sync (CRM down, rate limited) is retried with growing waits before it is parked."""
+
+_fake_server: Any = None
+
+
+def connect(settings: Settings) -> redis.Redis:
+    """A Redis connection: the real one when configured, else the process's in-memory stand-in."""
+    if settings.redis_url:
+        return redis.Redis.from_url(
+            settings.redis_url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30
+        )
+    import fakeredis
+
+    global _fake_server
+    if _fake_server is None:
+        _fake_server = fakeredis.FakeServer()
+    conn: redis.Redis = fakeredis.FakeRedis(server=_fake_server)
+    return conn
+
+
+def job_queue(settings: Settings, connection: redis.Redis | None = None) -> Queue:
+    """The queue tasuki's jobs go to."""
+    return Queue(settings.config.queue_name, connection=connection or connect(settings))
+
+
+def _enqueue_once(queue: Queue, job_id: str, func: str, **kwargs: Any) -> Job | None:
+    """Enqueue unless an identical job is already waiting; ``None`` when merged into that one.
+
+    A job that already started may have read the record before this change, so a second job
+    with a fresh id is queued then.
+    """
+    try:
+        return queue.enqueue(
+            func,
+            kwargs=kwargs,
+            job_id=job_id,
+            unique=True,
+            result_ttl=0,
+            failure_ttl=7 * 24 * 3600,
+            retry=SYNC_RETRY,
+        )
+    except DuplicateJobError:
+        existing = queue.fetch_job(job_id)
+        if existing is not None and existing.get_status() in (
+            JobStatus.QUEUED,
+            JobStatus.SCHEDULED,
+            JobStatus.DEFERRED,
+        ):
+            return None
+        return queue.enqueue(
+            func,
+            kwargs=kwargs,
+            job_id=f"{job_id}:{uuid.uuid4().hex[:8]}",
+            result_ttl=0,
+            failure_ttl=7 * 24 * 3600,
+            retry=SYNC_RETRY,
+        )
+    except redis.RedisError as exc:
+        raise QueueUnavailable(f"queue unreachable: {type(exc).__name__}") from None
+
+
+def enqueue_sync(queue: Queue, object: str, ids: Sequence[str]) -> Job | None:
+    """Queue a sync of CRM records ``ids`` of the CRM object ``object``.
+
+    Notices for the same records that arrive while this job waits are merged into it.
+    """
+    key = hashlib.sha1("\0".join(sorted(set(ids))).encode()).hexdigest()[:16]
+    return _enqueue_once(
+        queue, f"sync:{object}:{key}", "worker.sync_records", object=object, ids=sorted(set(ids))
+    )
+
+
+def enqueue_write_back(queue: Queue) -> Job | None:
+    """Queue one write-back pass; while one is waiting, more requests merge into it."""
+    return _enqueue_once(queue, "write_back", "worker.write_back")
+
+
+def enqueue_kpis(queue: Queue) -> Job | None:
+    """Queue one KPI computation; while one is waiting, more requests merge into it."""
+    return _enqueue_once(queue, "compute_kpis", "worker.compute_kpis")

@@ -1,0 +1,325 @@
+"""Settings: ``tasuki.yaml`` (validated, every error placed) plus secrets from the environment.
+
+One object, :class:`Settings`, is built once at start by :func:`load_settings` and handed to
+whatever needs it. Secrets are :class:`pydantic.SecretStr`: they print as ``**********``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import time
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from tasuki.errors import ConfigError, Problem
+from tasuki.yamlsource import Located, load, problems_from_validation
+
+DEFAULT_CONFIG = "builtin:tasuki.yaml"
+"""What ``TASUKI_CONFIG`` means when unset: the configuration shipped inside the package."""
+
+DEFAULT_DATA_DIR = ".tasuki"
+"""Folder of the default SQLite store, the embedded CRM and the report (``TASUKI_DATA_DIR``)."""
+
+DEPARTMENTS = ("MK", "IS", "FS", "CS")
+"""The four stages of The Model, in funnel order."""
+
+Department = Literal["MK", "IS", "FS", "CS"]
+System = Literal["local", "salesforce", "hubspot"]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_BOUNDARY_RE = re.compile(r"^(MK|IS|FS|CS)(?:→|->)(MK|IS|FS|CS)$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ObjectMapping(_Strict):
+    """How one logical object is called in one CRM: its object name and field names."""
+
+    object: str
+    fields: dict[str, str]
+
+
+class CalendarConfig(_Strict):
+    """The company calendar SLAs are counted in."""
+
+    timezone: str = "Asia/Tokyo"
+    workday_start: time = time(9, 0)
+    workday_end: time = time(18, 0)
+    workdays: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
+    holidays: str | None = "JP"
+    extra_holidays: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> CalendarConfig:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {self.timezone!r}") from None
+        if self.workday_end <= self.workday_start:
+            raise ValueError("workday_end must be after workday_start")
+        return self
+
+
+class DepartmentConfig(_Strict):
+    """A user's department is read from one logical user field and mapped to MK/IS/FS/CS."""
+
+    user_field: str = "department"
+    values: dict[str, Department]
+
+
+class OwnerMoves(_Strict):
+    """The record's owner changes from a user of one department to a user of another."""
+
+    from_: Department = Field(alias="from")
+    to: Department
+
+
+class FieldBecomes(_Strict):
+    """A logical field takes a value (e.g. ``stage`` becomes ``Closed Won``)."""
+
+    field: str
+    becomes: str
+
+
+class Trigger(_Strict):
+    """What makes a change a handoff: exactly one of ``owner_moves`` or ``field`` + ``becomes``."""
+
+    owner_moves: OwnerMoves | None = None
+    field: str | None = None
+    becomes: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Trigger:
+        has_field = self.field is not None or self.becomes is not None
+        if (self.owner_moves is None) == (not has_field):
+            raise ValueError("a trigger is either owner_moves or field + becomes")
+        if has_field and (self.field is None or self.becomes is None):
+            raise ValueError("field and becomes go together")
+        return self
+
+
+class BoundaryConfig(_Strict):
+    """A directed pair of departments and what marks a record crossing it."""
+
+    id: str
+    object: str
+    trigger: Trigger
+    sender: str | None = None
+    receiver: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> BoundaryConfig:
+        if not _BOUNDARY_RE.match(self.id):
+            raise ValueError(f"boundary id {self.id!r} must look like IS→FS")
+        return self
+
+    @property
+    def departments(self) -> tuple[Department, Department]:
+        """(sender department, receiver department)."""
+        m = _BOUNDARY_RE.match(self.id)
+        assert m
+        return m.group(1), m.group(2)  # type: ignore[return-value]
+
+
+class VerdictFields(_Strict):
+    """Logical fields on a handed-over record that receive its verdict."""
+
+    outcome: str = "tasuki_verdict"
+    score: str = "tasuki_score"
+    violations: str = "tasuki_violations"
+
+
+class KpiFields(_Strict):
+    """Logical user fields that receive each person's KPI figures (``null`` to skip one)."""
+
+    own: str | None = "tasuki_own_kpi"
+    neighbour: str | None = "tasuki_neighbour_kpi"
+    attainment: str | None = "tasuki_attainment"
+
+
+class WritebackConfig(_Strict):
+    """What tasuki writes to the CRM."""
+
+    verdict: VerdictFields = VerdictFields()
+    kpi: KpiFields = KpiFields()
+
+
+class Schedules(_Strict):
+    """Periodic jobs, in cron syntax (the worker's scheduler runs them)."""
+
+    reconcile: str = "*/10 * * * *"
+    kpis: str = "15 * * * *"
+
+
+class Config(_Strict):
+    """The whole of ``tasuki.yaml``."""
+
+    crm: System = "local"
+    calendar: CalendarConfig = CalendarConfig()
+    departments: DepartmentConfig
+    objects: dict[str, dict[System, ObjectMapping]]
+    related: dict[str, dict[str, str]] = Field(default_factory=dict)
+    boundaries: Annotated[list[BoundaryConfig], Field(min_length=1)]
+    rules: list[str] = Field(default_factory=lambda: ["builtin:default"])
+    kpis: list[str] = Field(default_factory=lambda: ["builtin:default"])
+    writeback: WritebackConfig = WritebackConfig()
+    schedules: Schedules = Schedules()
+    queue_name: str = "tasuki"
+
+    def mapping(self, logical_object: str) -> ObjectMapping:
+        """The active CRM's mapping of ``logical_object``."""
+        return self.objects[logical_object][self.crm]
+
+    def fields(self, logical_object: str) -> list[str]:
+        """Logical field names known for ``logical_object`` in the active CRM."""
+        return sorted(self.mapping(logical_object).fields)
+
+
+def _cross_check(cfg: Config, doc: Located) -> list[Problem]:
+    problems: list[Problem] = []
+    for name, per_system in cfg.objects.items():
+        if cfg.crm not in per_system:
+            problems.append(doc.problem(("objects", name), f"objects.{name}: no {cfg.crm} mapping"))
+    for required in ("user",):
+        if required not in cfg.objects:
+            problems.append(doc.problem(("objects",), f"objects.{required} must be mapped"))
+    if "user" in cfg.objects and cfg.crm in cfg.objects["user"]:
+        if cfg.departments.user_field not in cfg.mapping("user").fields:
+            problems.append(
+                doc.problem(
+                    ("departments", "user_field"),
+                    f"user field {cfg.departments.user_field!r} is not mapped on objects.user",
+                )
+            )
+    seen: set[str] = set()
+    for i, b in enumerate(cfg.boundaries):
+        at = ("boundaries", i)
+        if b.id in seen:
+            problems.append(doc.problem(at + ("id",), f"duplicate boundary {b.id}"))
+        seen.add(b.id)
+        if b.object not in cfg.objects or cfg.crm not in cfg.objects[b.object]:
+            problems.append(doc.problem(at + ("object",), f"unknown object {b.object!r}"))
+            continue
+        known = cfg.fields(b.object)
+        for key in ("sender", "receiver"):
+            value = getattr(b, key)
+            if value is not None and value not in known:
+                problems.append(doc.problem(at + (key,), f"{b.object}.{value} is not mapped"))
+        if b.trigger.field is not None and b.trigger.field not in known:
+            problems.append(
+                doc.problem(
+                    at + ("trigger", "field"),
+                    f"{b.object}.{b.trigger.field} is not mapped; known: {', '.join(known)}",
+                )
+            )
+    for obj, links in cfg.related.items():
+        for rel, fld in links.items():
+            if obj in cfg.objects and cfg.crm in cfg.objects[obj] and fld not in cfg.fields(obj):
+                problems.append(doc.problem(("related", obj, rel), f"{obj}.{fld} is not mapped"))
+            if rel not in cfg.objects:
+                problems.append(
+                    doc.problem(("related", obj, rel), f"unknown object {rel!r}", key=True)
+                )
+    return problems
+
+
+def parse_config(doc: Located) -> Config:
+    """Validate a parsed ``tasuki.yaml``; every problem at once, each with its place."""
+    try:
+        cfg = Config.model_validate(doc.data)
+    except ValidationError as exc:
+        raise ConfigError(problems_from_validation(doc, exc)) from None
+    problems = _cross_check(cfg, doc)
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def builtin_path(name: str) -> Path:
+    """Path of a file shipped in ``tasuki/defaults``."""
+    return Path(str(resources.files("tasuki") / "defaults" / name))
+
+
+def resolve_ref(ref: str, base: Path) -> Path:
+    """``builtin:NAME``: the shipped file; any other path is relative to the config folder."""
+    if ref.startswith("builtin:"):
+        name = ref.removeprefix("builtin:")
+        return builtin_path(name if name.endswith(".yaml") else f"{name}.yaml")
+    p = Path(ref)
+    return p if p.is_absolute() else base / p
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a tasuki process needs to know, resolved once at start."""
+
+    config: Config
+    config_path: Path
+    data_dir: Path
+    database_url: str
+    redis_url: str | None
+    public_url: str | None
+    webhook_secret: SecretStr | None
+    ops_token: SecretStr | None
+    secrets: Mapping[str, SecretStr]
+
+    @property
+    def rule_paths(self) -> list[Path]:
+        """The rules files named in the config, resolved."""
+        return [resolve_ref(r, self.config_path.parent) for r in self.config.rules]
+
+    @property
+    def kpi_paths(self) -> list[Path]:
+        """The KPI files named in the config, resolved."""
+        return [resolve_ref(r, self.config_path.parent) for r in self.config.kpis]
+
+    def secret(self, name: str) -> SecretStr | None:
+        """A secret by its environment name, e.g. ``TASUKI_ZOOM_SECRET_TOKEN``."""
+        return self.secrets.get(name)
+
+
+def _secret(env: Mapping[str, str], name: str) -> SecretStr | None:
+    value = env.get(name)
+    return SecretStr(value) if value else None
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read ``TASUKI_*`` from ``env`` (default: the process environment) and the config file.
+
+    Raises :class:`ConfigError` naming file, line and column when the config is wrong.
+    """
+    env = os.environ if env is None else env
+    ref = env.get("TASUKI_CONFIG") or DEFAULT_CONFIG
+    config_path = resolve_ref(ref, Path.cwd())
+    config = parse_config(load(config_path))
+    data_dir = Path(env.get("TASUKI_DATA_DIR") or DEFAULT_DATA_DIR)
+    database_url = env.get("TASUKI_DATABASE_URL") or f"sqlite:///{data_dir / 'tasuki.db'}"
+    secrets = {
+        k: SecretStr(v)
+        for k, v in env.items()
+        if k.startswith("TASUKI_")
+        and v
+        and any(s in k for s in ("SECRET", "TOKEN", "PASSWORD", "KEY", "SESSION"))
+    }
+    values: dict[str, Any] = dict(
+        config=config,
+        config_path=config_path,
+        data_dir=data_dir,
+        database_url=database_url,
+        redis_url=env.get("TASUKI_REDIS_URL") or None,
+        public_url=(env.get("TASUKI_PUBLIC_URL") or "").rstrip("/") or None,
+        webhook_secret=_secret(env, "TASUKI_WEBHOOK_SECRET"),
+        ops_token=_secret(env, "TASUKI_OPS_TOKEN"),
+        secrets=secrets,
+    )
+    values.update(overrides)
+    return Settings(**values)

@@ -1,0 +1,260 @@
+"""The store's tables: what tasuki knows, derived from the CRMs, and what it wrote back.
+
+Every table is keyed so that running a job twice cannot add a second row (the idempotency of
+jobs rests on these unique constraints).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every database (SQLite keeps no zone: store naive UTC, read aware)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def utcnow() -> datetime:
+    """Now, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class Record(Base):
+    """The latest synced snapshot of one CRM record, in logical field names."""
+
+    __tablename__ = "records"
+    __table_args__ = (UniqueConstraint("system", "object", "record_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    system: Mapped[str] = mapped_column(String(20))
+    object: Mapped[str] = mapped_column(String(40))
+    record_id: Mapped[str] = mapped_column(String(64))
+    fields: Mapped[dict[str, Any]]
+    modstamp: Mapped[str] = mapped_column(String(40), default="")
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    synced_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Person(Base):
+    """A CRM user with the department tasuki resolved for them."""
+
+    __tablename__ = "people"
+    __table_args__ = (UniqueConstraint("system", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    system: Mapped[str] = mapped_column(String(20))
+    user_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    email: Mapped[str] = mapped_column(String(200), default="")
+    department: Mapped[str | None] = mapped_column(String(4), nullable=True)
+
+
+class Transition(Base):
+    """One change of a tracked field (owner, stage, status), from the CRM's field history."""
+
+    __tablename__ = "transitions"
+    __table_args__ = (
+        UniqueConstraint("system", "source_id"),
+        Index("ix_transitions_record", "system", "object", "record_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    system: Mapped[str] = mapped_column(String(20))
+    object: Mapped[str] = mapped_column(String(40))
+    record_id: Mapped[str] = mapped_column(String(64))
+    field: Mapped[str] = mapped_column(String(80))
+    old: Mapped[str | None] = mapped_column(Text, nullable=True)
+    new: Mapped[str | None] = mapped_column(Text, nullable=True)
+    at: Mapped[datetime]
+    by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    source_id: Mapped[str] = mapped_column(String(120))
+
+
+class Handoff(Base):
+    """One record crossing a boundary: who sent it, who received it, when."""
+
+    __tablename__ = "handoffs"
+    __table_args__ = (
+        UniqueConstraint("system", "boundary", "record_id", "handed_at"),
+        Index("ix_handoffs_boundary_time", "boundary", "handed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    system: Mapped[str] = mapped_column(String(20))
+    boundary: Mapped[str] = mapped_column(String(10))
+    object: Mapped[str] = mapped_column(String(40))
+    record_id: Mapped[str] = mapped_column(String(64))
+    sender_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    receiver_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    sender_department: Mapped[str] = mapped_column(String(4))
+    receiver_department: Mapped[str] = mapped_column(String(4))
+    handed_at: Mapped[datetime]
+    detected_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    verdict: Mapped[Verdict | None] = relationship(back_populates="handoff", uselist=False)
+
+
+class Verdict(Base):
+    """The latest result of checking a handoff against the rules."""
+
+    __tablename__ = "verdicts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    handoff_id: Mapped[int] = mapped_column(ForeignKey("handoffs.id"), unique=True)
+    outcome: Mapped[str] = mapped_column(String(10))
+    score: Mapped[int] = mapped_column(Integer)
+    evaluated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    rules_digest: Mapped[str] = mapped_column(String(64), default="")
+
+    handoff: Mapped[Handoff] = relationship(back_populates="verdict")
+    violations: Mapped[list[Violation]] = relationship(
+        back_populates="verdict", cascade="all, delete-orphan", order_by="Violation.id"
+    )
+
+
+class Violation(Base):
+    """One rule a handoff broke."""
+
+    __tablename__ = "violations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    verdict_id: Mapped[int] = mapped_column(ForeignKey("verdicts.id", ondelete="CASCADE"))
+    rule_id: Mapped[str] = mapped_column(String(120))
+    severity: Mapped[str] = mapped_column(String(10))
+    message: Mapped[str] = mapped_column(Text)
+
+    verdict: Mapped[Verdict] = relationship(back_populates="violations")
+
+
+class KpiValue(Base):
+    """One KPI figure for one subject (person, team, department, org) and period."""
+
+    __tablename__ = "kpi_values"
+    __table_args__ = (UniqueConstraint("system", "kpi_id", "subject_kind", "subject_id", "period"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    system: Mapped[str] = mapped_column(String(20))
+    kpi_id: Mapped[str] = mapped_column(String(80))
+    subject_kind: Mapped[str] = mapped_column(String(12))
+    subject_id: Mapped[str] = mapped_column(String(64))
+    period: Mapped[str] = mapped_column(String(16))
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    numerator: Mapped[float | None] = mapped_column(Float, nullable=True)
+    denominator: Mapped[float | None] = mapped_column(Float, nullable=True)
+    target: Mapped[float | None] = mapped_column(Float, nullable=True)
+    computed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LedgerEntry(Base):
+    """What tasuki last wrote to one CRM field, and the CRM accepted."""
+
+    __tablename__ = "write_ledger"
+    __table_args__ = (UniqueConstraint("system", "object", "record_id", "field"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    system: Mapped[str] = mapped_column(String(20))
+    object: Mapped[str] = mapped_column(String(80))
+    record_id: Mapped[str] = mapped_column(String(64))
+    field: Mapped[str] = mapped_column(String(120))
+    value: Mapped[str | None] = mapped_column(Text, nullable=True)
+    written_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WriteRejection(Base):
+    """A record the CRM refused, with the CRM's own code and message."""
+
+    __tablename__ = "write_rejections"
+    __table_args__ = (Index("ix_write_rejections_record", "system", "object", "record_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("write_runs.id"))
+    system: Mapped[str] = mapped_column(String(20))
+    object: Mapped[str] = mapped_column(String(80))
+    record_id: Mapped[str] = mapped_column(String(64))
+    values: Mapped[dict[str, Any]]
+    error_code: Mapped[str] = mapped_column(String(120), default="")
+    message: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WriteRun(Base):
+    """One pass of the write-back path: how much changed and how many calls it took."""
+
+    __tablename__ = "write_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    system: Mapped[str] = mapped_column(String(20))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    records: Mapped[int] = mapped_column(Integer, default=0)
+    fields: Mapped[int] = mapped_column(Integer, default=0)
+    calls: Mapped[int] = mapped_column(Integer, default=0)
+    min_calls: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SyncCursor(Base):
+    """Where the incremental sync of one object stopped."""
+
+    __tablename__ = "sync_cursors"
+    __table_args__ = (UniqueConstraint("system", "object"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    system: Mapped[str] = mapped_column(String(20))
+    object: Mapped[str] = mapped_column(String(80))
+    cursor: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Delivery(Base):
+    """A webhook delivery already accepted: a second one with the same id is a duplicate."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("provider", "delivery_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    delivery_id: Mapped[str] = mapped_column(String(200))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

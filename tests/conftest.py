@@ -1,0 +1,102 @@
+"""Shared fixtures: real SQLite and PostgreSQL stores, a real Redis, settings in a temp folder.
+
+PostgreSQL and Redis are the machine's real servers (``TASUKI_TEST_POSTGRES_URL``,
+``TASUKI_TEST_REDIS_URL``). Each test session gets its own PostgreSQL database and each test its
+own queue name, so several runs can share the servers. When ``TASUKI_REQUIRE_SERVICES`` is set
+(CI), a missing server fails the run instead of skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from tasuki.settings import Settings, load_settings
+from tasuki.store.db import Store, open_store
+
+POSTGRES_URL = os.environ.get(
+    "TASUKI_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("TASUKI_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REQUIRE_SERVICES = bool(os.environ.get("TASUKI_REQUIRE_SERVICES"))
+
+
+def _unavailable(what: str, exc: Exception) -> None:
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{what} is required but unreachable: {exc}")
+    pytest.skip(f"{what} unreachable: {exc}")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """URL of a fresh PostgreSQL database for this test session, dropped at the end."""
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    name = f"tasuki_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the server
+        _unavailable("PostgreSQL", exc)
+    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """URL of the real Redis server (skips, or fails under CI, when it is down)."""
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        _unavailable("Redis", exc)
+    return REDIS_URL
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Default settings with the data folder (SQLite store, embedded CRM) in a temp folder."""
+    env = {
+        "TASUKI_DATA_DIR": str(tmp_path / "data"),
+        "TASUKI_WEBHOOK_SECRET": "test-webhook-secret",
+    }
+    s = load_settings(env)
+    queue_name = f"tasuki-test-{uuid.uuid4().hex[:8]}"
+    return load_settings(env, config=s.config.model_copy(update={"queue_name": queue_name}))
+
+
+@pytest.fixture
+def sqlite_store(settings: Settings) -> Iterator[Store]:
+    """A migrated SQLite store in the temp folder."""
+    store = open_store(settings.database_url)
+    yield store
+    store.engine.dispose()
+
+
+@pytest.fixture
+def postgres_store(postgres_url: str) -> Iterator[Store]:
+    """A migrated PostgreSQL store, emptied after the test."""
+    store = open_store(postgres_url)
+    yield store
+    from tasuki.store.models import Base
+
+    with store.engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
+    store.engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest) -> Store:
+    """The same test on SQLite and on PostgreSQL."""
+    fixture = "sqlite_store" if request.param == "sqlite" else "postgres_store"
+    result: Store = request.getfixturevalue(fixture)
+    return result
