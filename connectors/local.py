@@ -114,7 +114,7 @@ class LocalCrm:
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
     def _next_seq(self, db: sqlite3.Connection) -> int:
-        row = db.execute("SELECT COALESCE(MAX(seq), 0) FROM records").fetchone()
+        row = db.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox").fetchone()
         return int(row[0]) + 1
 
     def upsert(
@@ -178,6 +178,17 @@ class LocalCrm:
                 "INSERT INTO outbox (seq, object, record_id, changed_by) VALUES (?, ?, ?, NULL)",
                 (seq, object, record_id),
             )
+
+    def renotify_all(self) -> int:
+        """Queue a change notice for every record again (a "resend all"); returns how many."""
+        with self._tx() as db:
+            rows = db.execute("SELECT object, id FROM records ORDER BY seq").fetchall()
+            start = self._next_seq(db)
+            db.executemany(
+                "INSERT INTO outbox (seq, object, record_id, changed_by) VALUES (?, ?, ?, NULL)",
+                [(start + n, obj, rid) for n, (obj, rid) in enumerate(rows)],
+            )
+        return len(rows)
 
     def pending_notices(self, limit: int = 100) -> list[tuple[int, str, str, str | None]]:
         """Undelivered change notices: (seq, object, record id, changed by), oldest first."""

@@ -42,9 +42,16 @@ def check_config() -> None:
 
 def _register() -> None:
     """Attach each feature's command group (one line per feature)."""
+    from rules.cli import rules_group
     from tasuki.commands import register_core
+    from tasuki.recordings.cli import artifacts_group, handoff_group
+    from webhooks.serve import serve_command
 
     register_core(main)
+    main.add_command(rules_group)
+    main.add_command(artifacts_group)
+    main.add_command(handoff_group)
+    main.add_command(serve_command)
 
 
 _register()

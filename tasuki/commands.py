@@ -1,10 +1,204 @@
-"""Core commands: demo, serve, worker, db."""
+"""Core commands: ``demo``, ``worker``, ``scheduler``, ``db upgrade``."""
 
 from __future__ import annotations
 
+import logging
+from datetime import UTC, date, datetime
+
 import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from tasuki.settings import Settings
+
+
+@click.command("demo")
+@click.option("--seed", default=7, show_default=True, help="Random seed of the synthetic org.")
+@click.option("--leads", default=400, show_default=True, help="Leads in the synthetic org.")
+@click.option(
+    "--until",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="Last day of the org's activity (default: today).",
+)
+def demo_command(seed: int, leads: int, until: datetime | None) -> None:
+    """Run the whole pipeline on the embedded CRM and a synthetic The Model org."""
+    from tasuki.demo.org import OrgSpec
+    from tasuki.demo.run import run_demo
+    from tasuki.settings import load_settings
+
+    settings = load_settings()
+    day: date = until.date() if until else datetime.now(UTC).date()
+    spec = OrgSpec(seed=seed, leads=leads, until=day)
+    console = Console()
+    with Progress(
+        TextColumn("{task.description:<22}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as bar:
+        tasks: dict[str, object] = {}
+
+        def progress(label: str, done: int, total: int) -> None:
+            if label not in tasks:
+                tasks[label] = bar.add_task(label, total=total)
+            bar.update(tasks[label], completed=done, total=max(total, done))  # type: ignore[arg-type]
+
+        outcome = run_demo(settings, spec, progress)
+    _show(console, settings, outcome)
+
+
+def _show(console: Console, settings: Settings, outcome: object) -> None:
+    from tasuki import kpis
+    from tasuki.demo.run import DemoOutcome
+    from tasuki.overview import boundary_stats, funnel
+    from tasuki.report import ReportData, render
+    from tasuki.store.db import open_store
+
+    assert isinstance(outcome, DemoOutcome)
+    store = open_store(settings.database_url)
+    config = settings.config
+    with store.session() as s:
+        stats = boundary_stats(s, "local", [b.id for b in config.boundaries])
+        stages = funnel(s, "local")
+    period = kpis.current_period(settings, outcome.spec.until)
+    people = kpis.person_summary(store, settings, period)
+
+    what = "seeded" if outcome.seeded else f"run {outcome.run_number}, same org replayed"
+    console.print(f"\n[bold]tasuki demo[/] ({outcome.spec.key}; {what})")
+    console.print(
+        f"{outcome.notices} change notices in {outcome.requests} signed webhook requests "
+        f"({outcome.duplicates} duplicates) → {outcome.jobs} jobs"
+    )
+
+    t = Table(title="Handoffs by boundary")
+    for col in ("boundary", "handoffs", "passed", "warned", "failed", "most common violations"):
+        t.add_column(
+            col, justify="right" if col in ("handoffs", "passed", "warned", "failed") else "left"
+        )
+    for b in stats:
+        top = "\n".join(f"{msg} ×{n}" for _, msg, n in b.top_violations) or "–"
+        t.add_row(b.boundary, str(b.handoffs), str(b.passed), str(b.warned), str(b.failed), top)
+    console.print(t)
+
+    t = Table(title=f"Own and neighbour KPIs, {period}")
+    for col in (
+        "person",
+        "dept",
+        "own KPI (actual / target)",
+        "neighbour KPI (actual / target)",
+        "attainment",
+    ):
+        t.add_column(col, justify="right" if col == "attainment" else "left")
+    for p in people:
+        t.add_row(
+            p.name,
+            p.department,
+            "\n".join(f"{k.label}: {k.shown(k.value)} / {k.shown(k.target)}" for k in p.own),
+            "\n".join(f"{k.label}: {k.shown(k.value)} / {k.shown(k.target)}" for k in p.neighbour),
+            "–" if p.attainment is None else f"{100 * p.attainment:.0f}%",
+        )
+    console.print(t)
+
+    w = outcome.writes
+    t = Table(title="Written back to the CRM")
+    t.add_column("figure")
+    t.add_column("value", justify="right")
+    writes = {
+        "records written": w.records,
+        "fields changed": w.fields,
+        "write API calls made": w.calls,
+        "minimum possible write calls": w.min_calls,
+        "records rejected by the CRM": w.rejected,
+        "read API calls": outcome.read_calls,
+    }
+    for k, v in writes.items():
+        t.add_row(k, str(v))
+    console.print(t)
+    if w.fields == 0:
+        console.print("[green]Nothing changed: 0 fields changed, 0 write calls.[/]")
+
+    report = settings.data_dir / "report.html"
+    report.write_text(
+        render(
+            ReportData(
+                title="tasuki: the whole funnel",
+                generated_at=datetime.now(UTC),
+                funnel=stages,
+                boundaries=stats,
+                people=people,
+                period=period,
+                writes=writes,
+            )
+        ),
+        encoding="utf-8",
+    )
+    handoffs = sum(b.handoffs for b in stats)
+    rate = handoffs / outcome.pipeline_seconds if outcome.pipeline_seconds else 0.0
+    console.print(
+        f"Report: {report}\nDone in {outcome.seconds:.1f} s "
+        f"(pipeline {outcome.pipeline_seconds:.1f} s, {rate:.0f} handoffs/s)."
+    )
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+def worker_command(burst: bool) -> None:
+    """Run an RQ worker on TASUKI_REDIS_URL (refuses to start on a bad config or rules file)."""
+    from rq import Worker
+
+    from tasuki import runtime
+    from tasuki.queue import job_queue
+
+    rt = runtime.current()
+    _ = rt.rulebook  # a bad rules file stops the worker here, before it takes any job
+    if rt.settings.redis_url is None:
+        raise click.UsageError("TASUKI_REDIS_URL is not set: a standalone worker needs Redis")
+    queue = job_queue(rt.settings)
+    Worker([queue], connection=queue.connection).work(burst=burst, with_scheduler=True)
+
+
+@click.command("scheduler")
+def scheduler_command() -> None:
+    """Run the periodic jobs (reconcile, SLA sweep, KPIs) on their cron schedules."""
+    from rq.cron import CronScheduler
+
+    from tasuki import runtime
+    from tasuki.queue import connect
+
+    rt = runtime.current()
+    if rt.settings.redis_url is None:
+        raise click.UsageError("TASUKI_REDIS_URL is not set: the scheduler needs Redis")
+    s = rt.settings.config.schedules
+    cron = CronScheduler(connection=connect(rt.settings), logging_level=logging.INFO)
+    queue = rt.settings.config.queue_name
+    import worker
+
+    cron.register(worker.reconcile, queue, cron=s.reconcile)
+    cron.register(worker.sla_sweep, queue, cron=s.reconcile)
+    cron.register(worker.compute_kpis, queue, cron=s.kpis)
+    cron.start()  # type: ignore[no-untyped-call]
+
+
+@click.group("db")
+def db_group() -> None:
+    """The store's schema."""
+
+
+@db_group.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration to TASUKI_DATABASE_URL."""
+    from tasuki.settings import load_settings
+    from tasuki.store.db import open_store
+
+    store = open_store(load_settings().database_url)
+    click.echo(f"store at {store.engine.url.render_as_string(hide_password=True)} is up to date")
 
 
 def register_core(main: click.Group) -> None:
     """Attach the core commands to ``main``."""
-    del main
+    for command in (demo_command, worker_command, scheduler_command, db_group):
+        main.add_command(command)

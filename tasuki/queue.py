@@ -45,12 +45,13 @@ def job_queue(settings: Settings, connection: redis.Redis | None = None) -> Queu
     return Queue(settings.config.queue_name, connection=connection or connect(settings))
 
 
-def _enqueue_once(queue: Queue, job_id: str, func: str, **kwargs: Any) -> Job | None:
+def enqueue_once(queue: Queue, job_id: str, func: str, **kwargs: Any) -> Job | None:
     """Enqueue unless an identical job is already waiting; ``None`` when merged into that one.
 
     A job that already started may have read the record before this change, so a second job
     with a fresh id is queued then.
     """
+    job_id = job_id.replace(":", "-")  # rq 3 takes only letters, digits, "_" and "-" in ids
     try:
         return queue.enqueue(
             func,
@@ -72,7 +73,7 @@ def _enqueue_once(queue: Queue, job_id: str, func: str, **kwargs: Any) -> Job | 
         return queue.enqueue(
             func,
             kwargs=kwargs,
-            job_id=f"{job_id}:{uuid.uuid4().hex[:8]}",
+            job_id=f"{job_id}-{uuid.uuid4().hex[:8]}",
             result_ttl=0,
             failure_ttl=7 * 24 * 3600,
             retry=SYNC_RETRY,
@@ -87,16 +88,33 @@ def enqueue_sync(queue: Queue, object: str, ids: Sequence[str]) -> Job | None:
     Notices for the same records that arrive while this job waits are merged into it.
     """
     key = hashlib.sha1("\0".join(sorted(set(ids))).encode()).hexdigest()[:16]
-    return _enqueue_once(
+    return enqueue_once(
         queue, f"sync:{object}:{key}", "worker.sync_records", object=object, ids=sorted(set(ids))
     )
 
 
 def enqueue_write_back(queue: Queue) -> Job | None:
     """Queue one write-back pass; while one is waiting, more requests merge into it."""
-    return _enqueue_once(queue, "write_back", "worker.write_back")
+    return enqueue_once(queue, "write_back", "worker.write_back")
 
 
 def enqueue_kpis(queue: Queue) -> Job | None:
     """Queue one KPI computation; while one is waiting, more requests merge into it."""
-    return _enqueue_once(queue, "compute_kpis", "worker.compute_kpis")
+    return enqueue_once(queue, "compute_kpis", "worker.compute_kpis")
+
+
+def enqueue_recording(queue: Queue, provider: str, delivery_id: str, payload: Any) -> Job | None:
+    """Queue keeping one MiiTel/Zoom delivery (``worker.ingest_recording``)."""
+    key = hashlib.sha1(f"{provider}\0{delivery_id}".encode()).hexdigest()[:16]
+    return enqueue_once(
+        queue,
+        f"recording:{provider}:{key}",
+        "worker.ingest_recording",
+        provider=provider,
+        payload=payload,
+    )
+
+
+def enqueue_match_recordings(queue: Queue) -> Job | None:
+    """Queue one pass linking pending recordings; while one waits, more requests merge into it."""
+    return enqueue_once(queue, "match_recordings", "worker.match_recordings")

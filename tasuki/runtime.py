@@ -22,6 +22,7 @@ from tasuki.store.db import Store, open_store
 
 if TYPE_CHECKING:
     from rules import Rulebook
+    from tasuki.calendar import BusinessCalendar
 
 
 def connector_for(settings: Settings) -> Connector:
@@ -54,6 +55,13 @@ class Runtime:
         from tasuki.catalog import catalog
 
         return load_rulebook(self.settings.rule_paths, catalog(self.settings.config))
+
+    @cached_property
+    def calendar(self) -> BusinessCalendar:
+        """The company's business calendar, for SLAs."""
+        from tasuki.calendar import BusinessCalendar
+
+        return BusinessCalendar.from_config(self.settings.config.calendar)
 
     @property
     def system(self) -> str:

@@ -10,12 +10,21 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import time
+from datetime import date, time
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from tasuki.errors import ConfigError, Problem
 from tasuki.yamlsource import Located, load, problems_from_validation
@@ -54,19 +63,35 @@ class CalendarConfig(_Strict):
     workday_end: time = time(18, 0)
     workdays: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
     holidays: str | None = "JP"
-    extra_holidays: list[str] = Field(default_factory=list)
+    extra_holidays: list[date] = Field(default_factory=list)
 
-    @model_validator(mode="after")
-    def _check(self) -> CalendarConfig:
+    @field_validator("holidays")
+    @classmethod
+    def _country(cls, value: str | None) -> str | None:
+        import holidays as holidays_pkg
+
+        if value is not None and value not in holidays_pkg.list_supported_countries():
+            raise ValueError(f"no public-holiday calendar for country code {value!r}")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
         try:
-            ZoneInfo(self.timezone)
+            ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown timezone {self.timezone!r}") from None
-        if self.workday_end <= self.workday_start:
+            raise ValueError(f"unknown timezone {value!r}") from None
+        return value
+
+    @field_validator("workday_end")
+    @classmethod
+    def _end(cls, value: time, info: ValidationInfo) -> time:
+        start = info.data.get("workday_start")
+        if start is not None and value <= start:
             raise ValueError("workday_end must be after workday_start")
-        return self
+        return value
 
 
 class DepartmentConfig(_Strict):
@@ -116,11 +141,12 @@ class BoundaryConfig(_Strict):
     sender: str | None = None
     receiver: str | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> BoundaryConfig:
-        if not _BOUNDARY_RE.match(self.id):
-            raise ValueError(f"boundary id {self.id!r} must look like IS→FS")
-        return self
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not _BOUNDARY_RE.match(value):
+            raise ValueError(f"boundary id {value!r} must look like IS→FS")
+        return value.replace("->", "→")
 
     @property
     def departments(self) -> tuple[Department, Department]:

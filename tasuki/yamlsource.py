@@ -69,9 +69,14 @@ def _convert(node: yaml.Node, path: Path_, out: Located, problems: list[Problem]
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_convert(item, path + (i,), out, problems) for i, item in enumerate(node.value)]
-    return (
-        yaml.safe_load(yaml.serialize(node)) if node.tag != "tag:yaml.org,2002:str" else node.value
-    )
+    if node.tag == "tag:yaml.org,2002:str":
+        return node.value
+    try:
+        return yaml.safe_load(yaml.serialize(node))
+    except (ValueError, yaml.YAMLError) as exc:
+        line, col = out.marks[path]
+        problems.append(Problem(out.file, line, col, f"invalid value {node.value!r}: {exc}"))
+        return node.value
 
 
 def loads(text: str, file: str) -> Located:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,8 +38,19 @@ def make_engine(url: str) -> Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url)
         event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_engine(url, pool_pre_ping=True)
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    # rq's worker forks a work horse per job: the child must not reuse the parent's
+    # connections (their sockets and server-side state belong to the parent).
+    ref = weakref.ref(engine)
+    os.register_at_fork(after_in_child=lambda: _dispose_in_child(ref))
+    return engine
+
+
+def _dispose_in_child(ref: weakref.ReferenceType[Engine]) -> None:
+    engine = ref()
+    if engine is not None:
+        engine.dispose(close=False)
 
 
 def alembic_config(url: str) -> AlembicConfig:

@@ -258,3 +258,38 @@ class Delivery(Base):
     provider: Mapped[str] = mapped_column(String(20))
     delivery_id: Mapped[str] = mapped_column(String(200))
     received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class Recording(Base):
+    """A call (MiiTel) or meeting (Zoom) recording and the CRM record it is linked to, if any.
+
+    Kept whether or not it matched: ``status`` is ``matched``, ``unmatched`` or ``ambiguous``,
+    ``reason`` says why, and an unmatched one is tried again when new records sync.
+    """
+
+    __tablename__ = "recordings"
+    __table_args__ = (
+        UniqueConstraint("provider", "external_id"),
+        Index("ix_recordings_status", "status"),
+        Index("ix_recordings_link", "system", "matched_object", "matched_record_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    external_id: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(10))
+    url: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime | None] = mapped_column(nullable=True)
+    title: Mapped[str] = mapped_column(String(300), default="")
+    phones: Mapped[list[str]] = mapped_column(JSON, default=list)
+    emails: Mapped[list[str]] = mapped_column(JSON, default=list)
+    host_email: Mapped[str] = mapped_column(String(200), default="")
+    user_id: Mapped[str] = mapped_column(String(200), default="")
+    system: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    matched_object: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    matched_record_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    status: Mapped[str] = mapped_column(String(12), default="unmatched")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    payload: Mapped[dict[str, Any]]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    matched_at: Mapped[datetime | None] = mapped_column(nullable=True)

@@ -1,0 +1,181 @@
+"""Handoff detection: which transitions carried a record across a configured boundary.
+
+A boundary's trigger is either ``owner_moves`` (the owner changes from a user of one department
+to a user of another) or ``field`` + ``becomes`` (e.g. the stage becomes Closed Won; sender and
+receiver are then read from the record's ``sender``/``receiver`` fields, the sender as it was at
+that moment when it is the owner). Handoffs are keyed by (boundary, record, time): detecting
+twice adds nothing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from rules.verdict import HandoffContext
+from tasuki.recordings.store import artifacts_for
+from tasuki.settings import BoundaryConfig, Config
+from tasuki.store.models import Handoff, Person, Record, Transition
+from tasuki.store.upsert import insert_ignore
+
+
+def departments(session: Session, system: str) -> dict[str, str | None]:
+    """CRM user id → department (MK/IS/FS/CS, or None when unmapped)."""
+    rows = session.execute(select(Person.user_id, Person.department).where(Person.system == system))
+    return {uid: dept for uid, dept in rows}
+
+
+def unknown_owners(
+    session: Session, system: str, logical: str, record_ids: Sequence[str]
+) -> set[str]:
+    """Owner ids in the records' history that tasuki has no person for (sync users first)."""
+    known = departments(session, system)
+    seen: set[str] = set()
+    for old, new in session.execute(
+        select(Transition.old, Transition.new).where(
+            Transition.system == system,
+            Transition.object == logical,
+            Transition.field == "owner",
+            Transition.record_id.in_(record_ids),
+        )
+    ):
+        seen.update(x for x in (old, new) if x)
+    return seen - set(known)
+
+
+def _owner_at(owner_changes: list[Transition], at: datetime, fallback: Any) -> Any:
+    owner = fallback
+    for t in owner_changes:
+        if t.at <= at:
+            owner = t.new
+    return owner
+
+
+def _candidates(
+    b: BoundaryConfig,
+    record_id: str,
+    fields: dict[str, Any],
+    changes: list[Transition],
+    depts: dict[str, str | None],
+) -> list[dict[str, Any]]:
+    sender_dept, receiver_dept = b.departments
+    owners = [t for t in changes if t.field == "owner"]
+    found: list[tuple[datetime, Any, Any]] = []
+    if b.trigger.owner_moves is not None:
+        for t in owners:
+            if (
+                t.old
+                and t.new
+                and depts.get(t.old) == sender_dept
+                and depts.get(t.new) == receiver_dept
+            ):
+                found.append((t.at, t.old, t.new))
+    else:
+        for t in changes:
+            if t.field == b.trigger.field and t.new == b.trigger.becomes:
+                sender_field = b.sender or "owner"
+                if sender_field == "owner":
+                    sender = _owner_at(owners, t.at, fields.get("owner"))
+                else:
+                    sender = fields.get(sender_field)
+                receiver = fields.get(b.receiver) if b.receiver else _owner_at(owners, t.at, None)
+                found.append((t.at, sender, receiver))
+    return [
+        {
+            "boundary": b.id,
+            "object": b.object,
+            "record_id": record_id,
+            "sender_id": sender,
+            "receiver_id": receiver,
+            "sender_department": sender_dept,
+            "receiver_department": receiver_dept,
+            "handed_at": at,
+        }
+        for at, sender, receiver in found
+    ]
+
+
+def detect(
+    session: Session, config: Config, system: str, logical: str, record_ids: Sequence[str]
+) -> int:
+    """Record every handoff of ``record_ids`` not yet known; returns how many were new."""
+    boundaries = [b for b in config.boundaries if b.object == logical]
+    if not boundaries or not record_ids:
+        return 0
+    depts = departments(session, system)
+    by_record: dict[str, list[Transition]] = defaultdict(list)
+    for t in session.scalars(
+        select(Transition)
+        .where(
+            Transition.system == system,
+            Transition.object == logical,
+            Transition.record_id.in_(record_ids),
+        )
+        .order_by(Transition.at, Transition.id)
+    ):
+        by_record[t.record_id].append(t)
+    fields = {
+        r.record_id: r.fields
+        for r in session.scalars(
+            select(Record).where(
+                Record.system == system,
+                Record.object == logical,
+                Record.record_id.in_(record_ids),
+                Record.deleted.is_(False),
+            )
+        )
+    }
+    rows = []
+    for rid, rec_fields in fields.items():
+        for b in boundaries:
+            for row in _candidates(b, rid, rec_fields, by_record.get(rid, []), depts):
+                rows.append({"system": system, **row})
+    return insert_ignore(session, Handoff, rows, ["system", "boundary", "record_id", "handed_at"])
+
+
+def context_for(
+    session: Session, config: Config, handoff: Handoff, now: datetime
+) -> HandoffContext:
+    """Everything the rules may look at for ``handoff``, from the store (logical names)."""
+    record = session.scalars(
+        select(Record).where(
+            Record.system == handoff.system,
+            Record.object == handoff.object,
+            Record.record_id == handoff.record_id,
+        )
+    ).one_or_none()
+    fields: dict[str, Any] = dict(record.fields) if record else {}
+    related: dict[str, dict[str, Any]] = {}
+    linked = [(handoff.object, handoff.record_id)]
+    for rel_object, lookup in config.related.get(handoff.object, {}).items():
+        rel_id = fields.get(lookup)
+        if not rel_id:
+            continue
+        linked.append((rel_object, str(rel_id)))
+        rel = session.scalars(
+            select(Record).where(
+                Record.system == handoff.system,
+                Record.object == rel_object,
+                Record.record_id == str(rel_id),
+                Record.deleted.is_(False),
+            )
+        ).one_or_none()
+        if rel is not None:
+            related[rel_object] = dict(rel.fields)
+    return HandoffContext(
+        boundary=handoff.boundary,
+        object=handoff.object,
+        record=fields,
+        handed_at=handoff.handed_at,
+        now=now,
+        related=related,
+        # The record's recordings and its related records' (a deal's lead's qualifying call).
+        artifacts=tuple(artifacts_for(session, handoff.system, linked)),
+        sender_id=handoff.sender_id,
+        receiver_id=handoff.receiver_id,
+    )

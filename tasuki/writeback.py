@@ -1,0 +1,265 @@
+"""The single write-back path: desired values → diff against the ledger → full batches → results.
+
+Everything tasuki writes to a CRM goes through :func:`write_back`. The ledger holds what tasuki
+last wrote to each field and the CRM still holds, so a value already there costs no call. Batches
+are cut at the connector's maximum, so N changed records cost ⌈N / batch size⌉ calls (or one bulk
+job when the connector offers one and N reaches its threshold). A record the CRM refuses is kept
+with the CRM's own code and message; the rest of its batch is written.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from connectors.base import Connector, RecordWrite, WriteResult
+from tasuki.mapping import Mapper, ledger_value
+from tasuki.settings import Config
+from tasuki.store.db import Store
+from tasuki.store.models import LedgerEntry, WriteRejection, WriteRun, utcnow
+
+LEDGER_QUERY_CHUNK = 500
+"""Record ids per ledger look-up (keeps IN lists well under every database's limit)."""
+
+
+@runtime_checkable
+class BulkWriter(Protocol):
+    """A connector that can also write through a bulk job (Salesforce Bulk API 2.0)."""
+
+    bulk_write_threshold: int
+    """From this many records on, one bulk job replaces the batched calls."""
+
+    def write_bulk(self, object: str, writes: Sequence[RecordWrite]) -> list[WriteResult]:
+        """Write any number of records through one bulk job; one result per record."""
+        ...
+
+
+@dataclass(frozen=True)
+class DesiredValue:
+    """A value tasuki wants a CRM field to hold, in logical names."""
+
+    object: str
+    record_id: str
+    field: str
+    value: str | int | float | bool | None
+
+
+@dataclass(frozen=True)
+class PlannedChange:
+    """One field that differs from what the ledger says the CRM holds."""
+
+    object: str
+    record_id: str
+    field: str
+    old: str | None
+    new: Any
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A record the CRM refused, in its own words."""
+
+    object: str
+    record_id: str
+    error_code: str
+    message: str
+
+
+@dataclass
+class WriteReport:
+    """What one pass of the write-back path did (or, in a dry run, would do)."""
+
+    dry_run: bool
+    changes: list[PlannedChange] = field(default_factory=list)
+    records: int = 0
+    calls: int = 0
+    min_calls: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+
+    @property
+    def fields(self) -> int:
+        """Fields changed (or to change)."""
+        return len(self.changes)
+
+
+def _batches(n: int, size: int) -> int:
+    return math.ceil(n / size) if n else 0
+
+
+def min_calls(connector: Connector, records: int) -> int:
+    """The fewest write calls ``records`` records can take on ``connector``."""
+    if isinstance(connector, BulkWriter) and records >= connector.bulk_write_threshold:
+        return 1
+    return _batches(records, connector.write_batch_size)
+
+
+def plan(
+    session: Session, system: str, mapper: Mapper, desired: Iterable[DesiredValue]
+) -> list[PlannedChange]:
+    """The desired values that differ from the ledger, in logical names, in a stable order."""
+    wanted: dict[tuple[str, str, str], Any] = {}
+    for d in desired:
+        wanted[(d.object, d.record_id, d.field)] = d.value
+    by_object: dict[str, set[str]] = defaultdict(set)
+    for obj, rid, _ in wanted:
+        by_object[obj].add(rid)
+    held: dict[tuple[str, str, str], str | None] = {}
+    for obj, ids in by_object.items():
+        physical = mapper.physical_object(obj)
+        reverse = {v: k for k, v in mapper.config.mapping(obj).fields.items()}
+        id_list = sorted(ids)
+        for start in range(0, len(id_list), LEDGER_QUERY_CHUNK):
+            chunk = id_list[start : start + LEDGER_QUERY_CHUNK]
+            rows = session.execute(
+                select(LedgerEntry.record_id, LedgerEntry.field, LedgerEntry.value).where(
+                    LedgerEntry.system == system,
+                    LedgerEntry.object == physical,
+                    LedgerEntry.record_id.in_(chunk),
+                )
+            )
+            for rid, fld, value in rows:
+                if fld in reverse:
+                    held[(obj, rid, reverse[fld])] = value
+    changes = []
+    for key in sorted(wanted):
+        new = wanted[key]
+        old = held.get(key)
+        if key in held and old == ledger_value(new):
+            continue
+        changes.append(PlannedChange(key[0], key[1], key[2], old, new))
+    return changes
+
+
+def _record_results(
+    session: Session,
+    run: WriteRun,
+    system: str,
+    physical: str,
+    writes: Sequence[RecordWrite],
+    results: Sequence[WriteResult],
+    report: WriteReport,
+    logical: str,
+) -> None:
+    by_id = {w.record_id: w for w in writes}
+    accepted = [r.record_id for r in results if r.ok]
+    existing = {
+        (e.record_id, e.field): e
+        for e in session.scalars(
+            select(LedgerEntry).where(
+                LedgerEntry.system == system,
+                LedgerEntry.object == physical,
+                LedgerEntry.record_id.in_(accepted),
+            )
+        )
+    }
+    now = utcnow()
+    for result in results:
+        w = by_id[result.record_id]
+        if not result.ok:
+            report.rejected.append(
+                Rejection(logical, result.record_id, result.error_code, result.message)
+            )
+            session.add(
+                WriteRejection(
+                    run_id=run.id,
+                    system=system,
+                    object=physical,
+                    record_id=result.record_id,
+                    values={k: ledger_value(v) for k, v in w.values.items()},
+                    error_code=result.error_code,
+                    message=result.message,
+                )
+            )
+            continue
+        for fld, value in w.values.items():
+            entry = existing.get((result.record_id, fld))
+            if entry is None:
+                session.add(
+                    LedgerEntry(
+                        system=system,
+                        object=physical,
+                        record_id=result.record_id,
+                        field=fld,
+                        value=ledger_value(value),
+                        written_at=now,
+                    )
+                )
+            else:
+                entry.value = ledger_value(value)
+                entry.written_at = now
+
+
+def write_back(
+    store: Store,
+    connector: Connector,
+    config: Config,
+    desired: Iterable[DesiredValue],
+    *,
+    dry_run: bool = False,
+) -> WriteReport:
+    """Write the desired values that differ from the ledger; nothing at all when ``dry_run``.
+
+    Returns the changes, records touched, calls made (or that would be made) and the minimum.
+    """
+    mapper = Mapper(config)
+    system = connector.system
+    report = WriteReport(dry_run=dry_run)
+    with store.session() as session:
+        report.changes = plan(session, system, mapper, desired)
+    grouped: dict[str, dict[str, dict[str, Any]]] = defaultdict(lambda: defaultdict(dict))
+    for change in report.changes:
+        grouped[change.object][change.record_id][change.field] = change.new
+    report.records = sum(len(recs) for recs in grouped.values())
+    report.min_calls = sum(min_calls(connector, len(recs)) for recs in grouped.values())
+    if dry_run:
+        report.calls = report.min_calls
+        return report
+    before = connector.calls.total
+    with store.session() as session:
+        run = WriteRun(system=system, dry_run=False)
+        session.add(run)
+    try:
+        for logical, records in grouped.items():
+            physical = mapper.physical_object(logical)
+            writes = [
+                RecordWrite(rid, mapper.to_physical(logical, values))
+                for rid, values in sorted(records.items())
+            ]
+            for chunk, results in _send(connector, physical, writes):
+                # Committed batch by batch: a failure later on never makes us rewrite these.
+                with store.session() as session:
+                    _record_results(session, run, system, physical, chunk, results, report, logical)
+    finally:
+        report.calls = connector.calls.total - before
+        with store.session() as session:
+            session.execute(
+                update(WriteRun)
+                .where(WriteRun.id == run.id)
+                .values(
+                    records=report.records,
+                    fields=report.fields,
+                    calls=report.calls,
+                    min_calls=report.min_calls,
+                    rejected=len(report.rejected),
+                )
+            )
+    return report
+
+
+def _send(
+    connector: Connector, physical: str, writes: list[RecordWrite]
+) -> Iterator[tuple[list[RecordWrite], list[WriteResult]]]:
+    """Write ``writes`` in full batches (or one bulk job), yielding each batch with its results."""
+    if isinstance(connector, BulkWriter) and len(writes) >= connector.bulk_write_threshold:
+        yield writes, connector.write_bulk(physical, writes)
+        return
+    size = connector.write_batch_size
+    for start in range(0, len(writes), size):
+        chunk = writes[start : start + size]
+        yield chunk, connector.write(physical, chunk)

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tasuki.cli import main
+
+
+@pytest.fixture
+def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.setenv("TASUKI_DATA_DIR", str(tmp_path / "data"))
+    for name in ("TASUKI_CONFIG", "TASUKI_DATABASE_URL", "TASUKI_REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    return CliRunner()
+
+
+def test_demo_runs_the_pipeline_and_a_second_run_writes_nothing(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    args = ["demo", "--leads", "80", "--seed", "5", "--until", "2026-11-20"]
+    first = runner.invoke(main, args, catch_exceptions=False)
+    assert first.exit_code == 0, first.output
+    for heading in ("Handoffs by boundary", "Own and neighbour KPIs", "Written back to the CRM"):
+        assert heading in first.output
+    for boundary in ("MK→IS", "IS→FS", "FS→CS"):
+        assert boundary in first.output
+    assert "Nothing changed" not in first.output
+    report = tmp_path / "data" / "report.html"
+    html = report.read_text(encoding="utf-8")
+    assert "<svg" in html and "IS→FS" in html
+
+    second = runner.invoke(main, args, catch_exceptions=False)
+    assert second.exit_code == 0, second.output
+    assert "same org replayed" in second.output
+    assert "Nothing changed: 0 fields changed, 0 write calls." in second.output
+
+
+def test_another_seed_gives_other_data_and_the_same_seed_the_same(runner: CliRunner) -> None:
+    from tasuki.demo.org import OrgSpec, _Generator
+
+    a = _Generator(OrgSpec(seed=1, leads=50)).run()
+    b = _Generator(OrgSpec(seed=1, leads=50)).run()
+    c = _Generator(OrgSpec(seed=2, leads=50)).run()
+    assert [(e.at, e.record_id, e.values) for e in a] == [(e.at, e.record_id, e.values) for e in b]
+    assert [(e.at, e.record_id) for e in a] != [(e.at, e.record_id) for e in c]

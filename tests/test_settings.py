@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tasuki.errors import ConfigError
+from tasuki.settings import builtin_path, load_settings
+
+BASE = builtin_path("tasuki.yaml").read_text(encoding="utf-8")
+
+
+def _write(tmp_path: Path, text: str) -> dict[str, str]:
+    path = tmp_path / "tasuki.yaml"
+    path.write_text(text, encoding="utf-8")
+    return {"TASUKI_CONFIG": str(path), "TASUKI_DATA_DIR": str(tmp_path / "data")}
+
+
+def test_the_embedded_default_loads() -> None:
+    s = load_settings({})
+    assert s.config.crm == "local"
+    assert [b.id for b in s.config.boundaries] == ["MK→IS", "IS→FS", "FS→CS"]
+    assert s.database_url.startswith("sqlite:///")
+    assert s.redis_url is None
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line_of", "message"),
+    [
+        ("crm: local ", "crm: oracle ", "crm: oracle", "crm: Input should be"),
+        ("timezone: Asia/Tokyo", "timezone: Mars/Olympus", "timezone: Mars", "unknown timezone"),
+        ("  - id: MK→IS", "  - id: MK→XX", "id: MK→XX", "boundary id 'MK→XX'"),
+        (
+            "trigger: {field: stage, becomes: Closed Won}",
+            "trigger: {field: stag, becomes: Closed Won}",
+            "field: stag",
+            "deal.stag is not mapped",
+        ),
+        ('workday_end: "18:00"', 'workday_end: "08:00"', "workday_end", "after workday_start"),
+        (
+            "  user_field: department",
+            "  user_field: dept",
+            "user_field: dept",
+            "'dept' is not mapped",
+        ),
+        ("holidays: JP ", "holidays: XX ", "holidays: XX", "country code 'XX'"),
+        (
+            "extra_holidays: []",
+            "extra_holidays: [2026-13-01]",
+            "extra_holidays",
+            "month must be in 1..12",
+        ),
+    ],
+)
+def test_a_wrong_value_names_file_line_and_column(
+    tmp_path: Path, old: str, new: str, line_of: str, message: str
+) -> None:
+    assert old in BASE
+    text = BASE.replace(old, new, 1)
+    env = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_settings(env)
+    problem = err.value.problems[0]
+    assert problem.file == env["TASUKI_CONFIG"]
+    expected_line = next(i for i, ln in enumerate(text.splitlines(), 1) if line_of in ln)
+    assert problem.line == expected_line
+    assert message in problem.message
+    assert str(problem).startswith(f"{env['TASUKI_CONFIG']}:{expected_line}:{problem.column}: ")
+
+
+def test_unknown_setting_and_yaml_syntax(tmp_path: Path) -> None:
+    env = _write(tmp_path, BASE.replace("crm: local", "crm: local\ncrn: typo", 1))
+    with pytest.raises(ConfigError) as err:
+        load_settings(env)
+    assert "crn: unknown setting" in str(err.value)
+    env = _write(tmp_path, "crm: [local\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(env)
+    assert "YAML syntax" in str(err.value) and ":2:1:" in str(err.value)
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    text = BASE.replace("crm: local ", "crm: oracle ", 1).replace(
+        "timezone: Asia/Tokyo", "timezone: Nowhere/City", 1
+    )
+    with pytest.raises(ConfigError) as err:
+        load_settings(_write(tmp_path, text))
+    assert len(err.value.problems) == 2
+
+
+def test_secrets_never_print(tmp_path: Path) -> None:
+    s = load_settings(
+        {"TASUKI_DATA_DIR": str(tmp_path), "TASUKI_WEBHOOK_SECRET": "hunter2-very-secret"}
+    )
+    assert "hunter2" not in repr(s)
+    assert "hunter2" not in str(s.webhook_secret)
+    assert s.webhook_secret is not None
+    assert s.webhook_secret.get_secret_value() == "hunter2-very-secret"

@@ -1,0 +1,165 @@
+"""``POST /webhooks/salesforce`` (Outbound Messages) and ``/webhooks/salesforce/events``
+(Change Data Capture events relayed by Apex or a bridge).
+
+Outbound Message: parsed with DTDs and entities forbidden (an XML bomb or external entity: 400,
+nothing else happens); ``OrganizationId`` must be ``TASUKI_SALESFORCE_ORG_ID`` (15 or 18
+characters), else 403; each ``Notification/Id`` is recorded in the ``deliveries`` table in the
+same transaction as the enqueue, so a redelivered notification is a duplicate. The answer is
+``200 text/xml`` with ``<Ack>true</Ack>`` once the syncs are queued; 503 without an Ack (so
+Salesforce retries) if they cannot be. Without ``TASUKI_SALESFORCE_ORG_ID`` the endpoint answers
+503: a misconfiguration is loud and the rest of the app still starts.
+
+Change events: the raw body must be signed, ``X-Tasuki-Signature: sha256=<hex HMAC-SHA256>``
+under ``TASUKI_WEBHOOK_SECRET``, else 401. Each event is deduped on transactionKey +
+sequenceNumber. Answer: 200 ``{"accepted", "duplicates", "ignored"}``; 503 when the queue is down.
+
+Echoes of tasuki's own write-back trigger no work (counted as ignored, acknowledged): a change
+by ``TASUKI_SALESFORCE_INTEGRATION_USER_ID`` (an Outbound Message's ``LastModifiedById``, an
+event's ``commitUser``), or an update whose ``changedFields`` are all fields tasuki writes.
+Records of objects tasuki does not map are ignored too. Syncs are queued one per object type.
+No CRM is called here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import redis
+from flask import Blueprint, Response, jsonify, request
+
+from tasuki.errors import QueueUnavailable
+from tasuki.mapping import Mapper
+from tasuki.queue import job_queue
+from tasuki.settings import Settings
+from tasuki.store.db import Store
+from webhooks.intake import Intake
+from webhooks.intake import Work as IntakeWork
+from webhooks.salesforce_messages import (
+    ACK,
+    BadMessage,
+    is_echo,
+    parse_change_events,
+    parse_outbound_message,
+    same_id,
+)
+
+PROVIDER = "salesforce"
+ORG_ID = "TASUKI_SALESFORCE_ORG_ID"
+INTEGRATION_USER = "TASUKI_SALESFORCE_INTEGRATION_USER_ID"
+SIGNATURE_HEADER = "X-Tasuki-Signature"
+
+
+@dataclass(frozen=True)
+class Work:
+    """One delivery: its id, and the records it asks to sync (none for an echo)."""
+
+    delivery_id: str
+    object: str
+    record_ids: Sequence[str]
+
+
+def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
+    """Whether ``header`` is ``sha256=`` + the hex HMAC-SHA256 of ``body`` under ``secret``."""
+    if not header:
+        return False
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(header.removeprefix("sha256=").strip().lower(), expected)
+
+
+def _written(settings: Settings) -> dict[str, set[str]]:
+    """Physical fields tasuki writes, by Salesforce object name."""
+    config = settings.config.model_copy(update={"crm": "salesforce"})
+    mapper = Mapper(config)
+    out: dict[str, set[str]] = {}
+    for logical in mapper.objects:
+        fields = {mapper.physical_field(logical, f) for f in mapper.written_fields(logical)}
+        out[mapper.physical_object(logical)] = fields
+    return out
+
+
+def take(
+    store: Store,
+    settings: Settings,
+    connection: redis.Redis | None,
+    deliveries: Sequence[Work],
+) -> tuple[int, int, int]:
+    """Record the new deliveries and queue their syncs (one per object) through the shared
+    intake path; a queue failure records nothing. Returns (accepted, duplicates, ignored)."""
+    intake = Intake(store, job_queue(settings, connection))
+    taken = intake.take(
+        PROVIDER,
+        [IntakeWork(w.delivery_id, [(w.object, rid) for rid in w.record_ids]) for w in deliveries],
+    )
+    return taken.accepted, taken.duplicates, taken.ignored
+
+
+def blueprint(
+    settings: Settings,
+    store: Store,
+    connection: redis.Redis | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+) -> Blueprint:
+    """The Salesforce receivers, bound to settings, the store (deliveries) and the queue.
+
+    The org id and integration user come from ``env`` (default: the process environment)."""
+    env = os.environ if env is None else env
+    org_id = env.get(ORG_ID) or None
+    integration_user = env.get(INTEGRATION_USER) or None
+    written = _written(settings)
+    bp = Blueprint("salesforce", __name__)
+
+    @bp.post("/webhooks/salesforce")
+    def outbound_message() -> tuple[Response | str, int, dict[str, str]] | tuple[Response, int]:
+        if org_id is None:
+            return jsonify(error=f"{ORG_ID} is not set"), 503
+        try:
+            message = parse_outbound_message(request.get_data(cache=False))
+        except BadMessage as exc:
+            return jsonify(error=str(exc)), 400
+        if not same_id(message.organization_id, org_id):
+            return jsonify(error="OrganizationId is not this org"), 403
+        work = []
+        for n in message.notifications:
+            echo = is_echo([], n.fields.get("LastModifiedById"), set(), integration_user)
+            tracked = n.object in written
+            ids = [n.record_id] if tracked and not echo else []
+            work.append(Work(f"om:{n.id}", n.object, ids))
+        try:
+            take(store, settings, connection, work)
+        except QueueUnavailable as exc:
+            return jsonify(error=str(exc)), 503
+        return ACK, 200, {"Content-Type": "text/xml; charset=utf-8"}
+
+    @bp.post("/webhooks/salesforce/events")
+    def change_events() -> tuple[Response, int]:
+        secret = settings.webhook_secret
+        if secret is None:
+            return jsonify(error="TASUKI_WEBHOOK_SECRET is not set"), 503
+        body = request.get_data(cache=False)
+        if not signature_ok(secret.get_secret_value(), body, request.headers.get(SIGNATURE_HEADER)):
+            return jsonify(error="bad or missing signature"), 401
+        try:
+            events = parse_change_events(json.loads(body))
+        except (ValueError, BadMessage) as exc:
+            return jsonify(error=str(exc)), 400
+        work = []
+        for e in events:
+            fields = e.changed_fields if e.change_type == "UPDATE" else []
+            echo = is_echo(fields, e.commit_user, written.get(e.object, set()), integration_user)
+            tracked = e.object in written
+            work.append(
+                Work(f"cdc:{e.delivery_id}", e.object, [] if echo or not tracked else e.record_ids)
+            )
+        try:
+            accepted, duplicates, ignored = take(store, settings, connection, work)
+        except QueueUnavailable as exc:
+            return jsonify(error=str(exc)), 503
+        return jsonify(accepted=accepted, duplicates=duplicates, ignored=ignored), 200
+
+    return bp
