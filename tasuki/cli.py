@@ -36,7 +36,7 @@ def check_config() -> None:
     from tasuki.runtime import build
 
     rt = build()
-    _ = rt.rulebook
+    rt.validate()
     click.echo(f"ok: {rt.settings.config_path}")
 
 

@@ -154,7 +154,7 @@ def worker_command(burst: bool) -> None:
     from tasuki.queue import job_queue
 
     rt = runtime.current()
-    _ = rt.rulebook  # a bad rules file stops the worker here, before it takes any job
+    rt.validate()  # a bad rules or KPI file stops the worker here, before it takes any job
     if rt.settings.redis_url is None:
         raise click.UsageError("TASUKI_REDIS_URL is not set: a standalone worker needs Redis")
     queue = job_queue(rt.settings)

@@ -63,10 +63,28 @@ class Runtime:
 
         return BusinessCalendar.from_config(self.settings.config.calendar)
 
+    def validate(self) -> None:
+        """See :func:`validate`; the rulebook is kept for the jobs."""
+        from tasuki import kpis
+
+        _ = self.rulebook
+        kpis.book(self.settings)
+
     @property
     def system(self) -> str:
         """The active CRM's key."""
         return self.connector.system
+
+
+def validate(settings: Settings) -> None:
+    """Load every file the config names (rules, KPIs): a broken one raises ConfigError with all
+    its problems now, before the process takes any work."""
+    from rules import load_rulebook
+    from tasuki import kpis
+    from tasuki.catalog import catalog
+
+    load_rulebook(settings.rule_paths, catalog(settings.config))
+    kpis.book(settings)
 
 
 def build(settings: Settings | None = None, *, connector: Connector | None = None) -> Runtime:

@@ -15,7 +15,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080, threads
     from webhooks import create_app
 
     rt = build(settings)
-    _ = rt.rulebook
+    rt.validate()
     app = create_app(settings, store=rt.store)
     # Behind a proxy the public URL is what providers sign; waitress serves the local socket.
     waitress.serve(app, host=host, port=port, threads=threads, ident="tasuki")

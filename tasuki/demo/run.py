@@ -165,6 +165,8 @@ def run_demo(settings: Settings, spec: OrgSpec, progress: Progress) -> DemoOutco
     from webhooks import create_app
 
     started = time.perf_counter()
+    # Every file the config names is checked before the CRM or the store is touched.
+    runtime.validate(settings)
     crm, seeded, changes = _prepare_crm(settings, spec, progress)
     runs = int(crm.meta("demo_runs") or 0) + 1
     crm.set_meta("demo_runs", str(runs))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import literal_column
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Session
 
@@ -28,8 +29,14 @@ def insert_ignore(
     inserted = 0
     for start in range(0, len(rows), ROWS_PER_STATEMENT):
         chunk = rows[start : start + ROWS_PER_STATEMENT]
-        stmt = _insert(session, model).values(chunk).on_conflict_do_nothing(index_elements=conflict)
-        inserted += session.execute(stmt).rowcount or 0  # type: ignore[attr-defined]
+        stmt = (
+            _insert(session, model)
+            .values(chunk)
+            .on_conflict_do_nothing(index_elements=conflict)
+            .returning(literal_column("1"))
+        )
+        # RETURNING counts what went in on both dialects; rowcount does not (psycopg batches).
+        inserted += len(session.execute(stmt).all())
     return inserted
 
 
