@@ -15,7 +15,9 @@ write-back waits in the queue, further requests join it instead of adding calls.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -37,6 +39,8 @@ from tasuki.store.models import Record, utcnow
 from tasuki.sync import SyncResult, sync_ids, sync_people
 from tasuki.sync import reconcile as _reconcile
 from tasuki.writeback import write_back as _write_back
+
+log = logging.getLogger(__name__)
 
 
 def _dependents(rt: Runtime, logical: str, ids: Sequence[str]) -> dict[str, list[str]]:
@@ -137,29 +141,55 @@ def compute_kpis() -> dict[str, int]:
     return {"kpi_values_changed": changed}
 
 
-def desired_values(rt: Runtime) -> list[Any]:
-    """Everything tasuki wants the CRM to hold: verdict fields and each person's KPI fields."""
+QUOTA_RETRY = timedelta(hours=1)
+"""When the CRM's daily API budget is past its share, deferred writes are tried again after this."""
+
+
+def desired_values(rt: Runtime, *, urgent_only: bool = False) -> list[Any]:
+    """Everything tasuki wants the CRM to hold: verdict and recording fields (urgent: people
+    work from them today) and, unless ``urgent_only``, each person's KPI fields."""
     from tasuki import kpis
 
     with rt.store.session() as session:
         desired = verdict_values(rt, session)
-    desired.extend(kpis.desired_values(rt.store, rt.settings, kpis.current_period(rt.settings)))
     desired.extend(recordings.desired(rt))
+    if not urgent_only:
+        period = kpis.current_period(rt.settings)
+        desired.extend(kpis.desired_values(rt.store, rt.settings, period))
     return desired
 
 
+def _quota_tight(rt: Runtime) -> bool:
+    """True when the connector says the org's daily API budget is past its configured share."""
+    check = getattr(rt.connector, "should_defer_writes", None)
+    return bool(check()) if callable(check) else False
+
+
 def write_back(dry_run: bool = False) -> dict[str, int]:
-    """Write what differs from the ledger, in full batches; the report's figures as a dict."""
+    """Write what differs from the ledger, in full batches; the report's figures as a dict.
+
+    Past the CRM's quota share, only urgent values are written; the rest waits an hour."""
     rt = runtime.current()
+    tight = _quota_tight(rt)
     report = _write_back(
-        rt.store, rt.connector, rt.settings.config, desired_values(rt), dry_run=dry_run
+        rt.store,
+        rt.connector,
+        rt.settings.config,
+        desired_values(rt, urgent_only=tight),
+        dry_run=dry_run,
     )
+    if tight and not dry_run:
+        log.warning("CRM API budget past its share: KPI fields deferred by %s", QUOTA_RETRY)
+        job_queue(rt.settings, rt.redis_connection).enqueue_in(
+            QUOTA_RETRY, "worker.write_back", result_ttl=0
+        )
     return {
         "records": report.records,
         "fields": report.fields,
         "calls": report.calls,
         "min_calls": report.min_calls,
         "rejected": len(report.rejected),
+        "deferred": int(tight),
     }
 
 

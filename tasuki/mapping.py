@@ -18,6 +18,27 @@ def ledger_value(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
 
+def _loose(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return f"{float(value):.10g}"
+    text = str(value)
+    try:
+        return f"{float(text):.10g}"  # "100", "100.0" and 100 are the same figure
+    except ValueError:
+        return text
+
+
+def crm_holds(ledger_text: str | None, crm_value: Any) -> bool:
+    """Whether the CRM's value is what the ledger says tasuki wrote, allowing for how CRMs
+    hand values back (HubSpot: every property a string; Salesforce: numbers as floats)."""
+    written = None if ledger_text is None else json.loads(ledger_text)
+    return _loose(written) == _loose(crm_value)
+
+
 @dataclass(frozen=True)
 class Mapper:
     """Translates records of the active CRM between its names and tasuki's logical names."""

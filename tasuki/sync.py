@@ -16,7 +16,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from connectors.base import RawRecord
-from tasuki.mapping import Mapper, ledger_value
+from tasuki.mapping import Mapper, crm_holds
 from tasuki.runtime import Runtime
 from tasuki.store.models import LedgerEntry, Person, Record, SyncCursor, Transition, utcnow
 from tasuki.store.upsert import insert_ignore, upsert
@@ -48,20 +48,18 @@ def _unchanged(before: dict[str, Any] | None, after: dict[str, Any]) -> bool:
 def _is_echo(
     before: dict[str, Any] | None,
     after: dict[str, Any],
-    written: set[str],
     ledger: dict[str, str | None],
     mapper: Mapper,
     logical: str,
 ) -> bool:
-    if before is None:
+    """Every changed field is one tasuki wrote, and holds what tasuki wrote."""
+    if before is None or not ledger:
         return False
     changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
     changed -= IGNORED_FOR_CHANGE
-    if not changed or not changed <= written:
-        return False
-    return all(
-        ledger.get(mapper.physical_field(logical, k), "\0") == ledger_value(after.get(k))
-        for k in changed
+    fields = mapper.config.mapping(logical).fields
+    return bool(changed) and all(
+        fields.get(k) in ledger and crm_holds(ledger[fields[k]], after.get(k)) for k in changed
     )
 
 
@@ -84,17 +82,16 @@ def apply_records(
             )
         )
     }
-    written = mapper.written_fields(logical)
     ledger: dict[str, dict[str, str | None]] = {}
-    if written:
-        for entry in session.scalars(
-            select(LedgerEntry).where(
-                LedgerEntry.system == system,
-                LedgerEntry.object == physical,
-                LedgerEntry.record_id.in_(ids),
-            )
-        ):
-            ledger.setdefault(entry.record_id, {})[entry.field] = entry.value
+    for entry in session.scalars(
+        select(LedgerEntry).where(
+            LedgerEntry.system == system,
+            LedgerEntry.object == physical,
+            LedgerEntry.record_id.in_(ids),
+        )
+    ):
+        ledger.setdefault(entry.record_id, {})[entry.field] = entry.value
+    logical_of = {v: k for k, v in mapper.config.mapping(logical).fields.items()}
     rows = []
     stale_ledger: list[tuple[str, str]] = []
     for raw in raws:
@@ -111,17 +108,17 @@ def apply_records(
             }
         )
         held = ledger.get(raw.id, {})
-        for name in written:
-            phys = mapper.physical_field(logical, name)
-            if phys in held and held[phys] != ledger_value(fields.get(name)):
-                # Someone changed a field tasuki owns: the CRM no longer holds what we wrote.
+        for phys, text in held.items():
+            name = logical_of.get(phys)
+            if name is not None and not crm_holds(text, fields.get(name)):
+                # Someone changed a field tasuki writes: the CRM no longer holds what we wrote.
                 stale_ledger.append((raw.id, phys))
         if raw.deleted:
             result.deleted += 1
             result.changed.append(raw.id)
         elif _unchanged(before.get(raw.id), fields):
             result.unchanged += 1
-        elif _is_echo(before.get(raw.id), fields, written, held, mapper, logical):
+        elif _is_echo(before.get(raw.id), fields, held, mapper, logical):
             result.echoes += 1
         else:
             result.changed.append(raw.id)

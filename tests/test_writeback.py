@@ -2,9 +2,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import func, select
 
 from connectors.local import LocalCrm
+from tasuki.mapping import crm_holds, ledger_value
 from tasuki.settings import Settings
 from tasuki.store.db import Store
 from tasuki.store.models import LedgerEntry, WriteRejection, WriteRun
@@ -98,3 +100,22 @@ def test_dry_run_writes_nothing_and_says_what_it_would_do(store: Store, settings
     with store.session() as s:
         assert s.scalar(select(func.count()).select_from(LedgerEntry)) == 0
         assert s.scalar(select(func.count()).select_from(WriteRun)) == 0
+
+
+@pytest.mark.parametrize(
+    ("written", "held", "same"),
+    [
+        (100, 100.0, True),  # Salesforce hands numbers back as floats
+        (100, "100", True),  # HubSpot hands every property back as a string
+        (True, "true", True),
+        ("IS→FS passed", "IS→FS passed", True),
+        ("IS→FS passed", "IS→FS failed", False),
+        (100, 99, False),
+        ("", None, True),
+        ("x", None, False),
+    ],
+)
+def test_the_ledger_recognises_its_values_as_crms_return_them(
+    written: object, held: object, same: bool
+) -> None:
+    assert crm_holds(ledger_value(written), held) is same
