@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rules.verdict import HandoffContext
-from tasuki.recordings.store import artifacts_for
+from tasuki.recordings.store import artifacts_by_record
 from tasuki.settings import BoundaryConfig, Config
 from tasuki.store.models import Handoff, Person, Record, Transition
 from tasuki.store.upsert import insert_ignore
@@ -138,44 +138,74 @@ def detect(
     return insert_ignore(session, Handoff, rows, ["system", "boundary", "record_id", "handed_at"])
 
 
+def _snapshots(
+    session: Session, system: str, keys: set[tuple[str, str]]
+) -> dict[tuple[str, str], dict[str, Any]]:
+    by_object: dict[str, list[str]] = defaultdict(list)
+    for obj, rid in keys:
+        by_object[obj].append(rid)
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for obj, ids in by_object.items():
+        ids.sort()
+        for i in range(0, len(ids), 500):
+            for r in session.scalars(
+                select(Record).where(
+                    Record.system == system,
+                    Record.object == obj,
+                    Record.record_id.in_(ids[i : i + 500]),
+                    Record.deleted.is_(False),
+                )
+            ):
+                out[(obj, r.record_id)] = dict(r.fields)
+    return out
+
+
+def contexts_for(
+    session: Session, config: Config, handoffs: Sequence[Handoff], now: datetime
+) -> list[HandoffContext]:
+    """What the rules may look at for each of ``handoffs``, from the store (logical names):
+    the record, its related records and the recordings of both; a few queries for all."""
+    if not handoffs:
+        return []
+    system = handoffs[0].system
+    records = _snapshots(session, system, {(h.object, h.record_id) for h in handoffs})
+    links: dict[int, list[tuple[str, str]]] = {}
+    for h in handoffs:
+        fields = records.get((h.object, h.record_id), {})
+        links[h.id] = [
+            (rel_object, str(fields[lookup]))
+            for rel_object, lookup in config.related.get(h.object, {}).items()
+            if fields.get(lookup)
+        ]
+    related = _snapshots(session, system, {pair for pairs in links.values() for pair in pairs})
+    every = {(h.object, h.record_id) for h in handoffs} | {p for ps in links.values() for p in ps}
+    artifacts = artifacts_by_record(session, system, sorted(every))
+    out = []
+    for h in handoffs:
+        own = (h.object, h.record_id)
+        linked = [own, *links[h.id]]
+        # The record's recordings and its related records' (a deal's lead's qualifying call).
+        found = sorted((a for pair in linked for a in artifacts.get(pair, [])), key=lambda a: a.at)
+        out.append(
+            HandoffContext(
+                boundary=h.boundary,
+                object=h.object,
+                record=records.get(own, {}),
+                handed_at=h.handed_at,
+                now=now,
+                related={
+                    obj: related[(obj, rid)] for obj, rid in links[h.id] if (obj, rid) in related
+                },
+                artifacts=tuple(found),
+                sender_id=h.sender_id,
+                receiver_id=h.receiver_id,
+            )
+        )
+    return out
+
+
 def context_for(
     session: Session, config: Config, handoff: Handoff, now: datetime
 ) -> HandoffContext:
-    """Everything the rules may look at for ``handoff``, from the store (logical names)."""
-    record = session.scalars(
-        select(Record).where(
-            Record.system == handoff.system,
-            Record.object == handoff.object,
-            Record.record_id == handoff.record_id,
-        )
-    ).one_or_none()
-    fields: dict[str, Any] = dict(record.fields) if record else {}
-    related: dict[str, dict[str, Any]] = {}
-    linked = [(handoff.object, handoff.record_id)]
-    for rel_object, lookup in config.related.get(handoff.object, {}).items():
-        rel_id = fields.get(lookup)
-        if not rel_id:
-            continue
-        linked.append((rel_object, str(rel_id)))
-        rel = session.scalars(
-            select(Record).where(
-                Record.system == handoff.system,
-                Record.object == rel_object,
-                Record.record_id == str(rel_id),
-                Record.deleted.is_(False),
-            )
-        ).one_or_none()
-        if rel is not None:
-            related[rel_object] = dict(rel.fields)
-    return HandoffContext(
-        boundary=handoff.boundary,
-        object=handoff.object,
-        record=fields,
-        handed_at=handoff.handed_at,
-        now=now,
-        related=related,
-        # The record's recordings and its related records' (a deal's lead's qualifying call).
-        artifacts=tuple(artifacts_for(session, handoff.system, linked)),
-        sender_id=handoff.sender_id,
-        receiver_id=handoff.receiver_id,
-    )
+    """Everything the rules may look at for ``handoff`` (see :func:`contexts_for`)."""
+    return contexts_for(session, config, [handoff], now)[0]

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from rules.verdict import Verdict as RuleVerdict
-from tasuki.handoffs import context_for
+from tasuki.handoffs import contexts_for
 from tasuki.runtime import Runtime
 from tasuki.store.models import Handoff, Verdict, Violation, utcnow
 from tasuki.writeback import DesiredValue
@@ -39,8 +39,9 @@ def judge_handoffs(
     rulebook = rt.rulebook
     calendar = rt.calendar
     changed = 0
-    for h in handoffs:
-        fresh = rulebook.evaluate(context_for(session, rt.settings.config, h, now), calendar)
+    contexts = contexts_for(session, rt.settings.config, handoffs, now)
+    for h, context in zip(handoffs, contexts, strict=True):
+        fresh = rulebook.evaluate(context, calendar)
         if _same(h.verdict, fresh):
             continue
         changed += 1

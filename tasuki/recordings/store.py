@@ -113,27 +113,42 @@ def has_pending(session: Session) -> bool:
     )
 
 
+def artifacts_by_record(
+    session: Session, system: str, records: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], list[Artifact]]:
+    """The linked recordings of each of ``records`` ((logical object, record id) pairs),
+    oldest first, as the rules see them; one query for all."""
+    out: dict[tuple[str, str], list[Artifact]] = {}
+    pairs = sorted(set(records))
+    for start in range(0, len(pairs), 500):
+        rows = session.scalars(
+            select(Recording)
+            .where(
+                Recording.system == system,
+                Recording.status == Status.MATCHED.value,
+                Recording.url != "",
+                tuple_(Recording.matched_object, Recording.matched_record_id).in_(
+                    pairs[start : start + 500]
+                ),
+            )
+            .order_by(Recording.at, Recording.id)
+        ).all()
+        for r in rows:
+            key = (str(r.matched_object), str(r.matched_record_id))
+            out.setdefault(key, []).append(
+                Artifact(kind=r.kind, url=r.url, at=_when(r.at, r.received_at), source=r.provider)
+            )
+    return out
+
+
 def artifacts_for(
     session: Session, system: str, records: Sequence[tuple[str, str]]
 ) -> list[Artifact]:
     """The linked recordings of ``records`` ((logical object, record id) pairs), oldest first,
     as the rules see them."""
-    if not records:
-        return []
-    rows = session.scalars(
-        select(Recording)
-        .where(
-            Recording.system == system,
-            Recording.status == Status.MATCHED.value,
-            Recording.url != "",
-            tuple_(Recording.matched_object, Recording.matched_record_id).in_(list(records)),
-        )
-        .order_by(Recording.at, Recording.id)
-    ).all()
-    return [
-        Artifact(kind=r.kind, url=r.url, at=_when(r.at, r.received_at), source=r.provider)
-        for r in rows
-    ]
+    found = artifacts_by_record(session, system, records)
+    merged = [a for pair in records for a in found.get(pair, [])]
+    return sorted(merged, key=lambda a: a.at)
 
 
 def _when(at: datetime | None, received: datetime) -> datetime:

@@ -9,9 +9,6 @@ from sqlalchemy import literal_column
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Session
 
-ROWS_PER_STATEMENT = 500
-"""Rows per INSERT: keeps bound parameters under SQLite's limit for wide rows."""
-
 
 def _insert(session: Session, model: type[DeclarativeBase]) -> Any:
     dialect = session.get_bind().dialect.name
@@ -26,18 +23,16 @@ def insert_ignore(
     conflict: Sequence[str],
 ) -> int:
     """Insert ``rows``, skipping those that collide on ``conflict``; returns rows inserted."""
-    inserted = 0
-    for start in range(0, len(rows), ROWS_PER_STATEMENT):
-        chunk = rows[start : start + ROWS_PER_STATEMENT]
-        stmt = (
-            _insert(session, model)
-            .values(chunk)
-            .on_conflict_do_nothing(index_elements=conflict)
-            .returning(literal_column("1"))
-        )
-        # RETURNING counts what went in on both dialects; rowcount does not (psycopg batches).
-        inserted += len(session.execute(stmt).all())
-    return inserted
+    if not rows:
+        return 0
+    stmt = (
+        _insert(session, model)
+        .on_conflict_do_nothing(index_elements=conflict)
+        .returning(literal_column("1"))
+    )
+    # One compiled statement, run as executemany (SQLAlchemy batches it into multi-row
+    # INSERTs); RETURNING counts what went in on both dialects, where rowcount does not.
+    return len(session.connection().execute(stmt, list(rows)).all())
 
 
 def upsert(
@@ -48,10 +43,10 @@ def upsert(
     update: Sequence[str],
 ) -> None:
     """Insert ``rows``; on a collision on ``conflict``, overwrite the ``update`` columns."""
-    for start in range(0, len(rows), ROWS_PER_STATEMENT):
-        chunk = rows[start : start + ROWS_PER_STATEMENT]
-        stmt = _insert(session, model).values(chunk)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=conflict, set_={c: getattr(stmt.excluded, c) for c in update}
-        )
-        session.execute(stmt)
+    if not rows:
+        return
+    stmt = _insert(session, model)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=conflict, set_={c: getattr(stmt.excluded, c) for c in update}
+    )
+    session.connection().execute(stmt, list(rows))
