@@ -137,10 +137,9 @@ def _show(console: Console, settings: Settings, outcome: object) -> None:
         encoding="utf-8",
     )
     handoffs = sum(b.handoffs for b in stats)
-    rate = handoffs / outcome.pipeline_seconds if outcome.pipeline_seconds else 0.0
     console.print(
-        f"Report: {report}\nDone in {outcome.seconds:.1f} s "
-        f"(pipeline {outcome.pipeline_seconds:.1f} s, {rate:.0f} handoffs/s)."
+        f"Report: {report}\nDone in {outcome.seconds:.1f} s: webhooks, jobs, {handoffs} handoffs "
+        f"judged and written back in {outcome.pipeline_seconds:.1f} s."
     )
 
 

@@ -1,0 +1,20 @@
+"""The README's examples stay true: its rules example is a valid rule file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rules import load_rulebook
+from tasuki.catalog import catalog
+from tasuki.settings import load_settings
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_the_readme_rules_example_loads(tmp_path: Path) -> None:
+    text = README.read_text(encoding="utf-8")
+    start = text.index("```yaml\nrule_sets:") + len("```yaml\n")
+    example = tmp_path / "rules.yaml"
+    example.write_text(text[start : text.index("```", start)], encoding="utf-8")
+    book = load_rulebook([example], catalog(load_settings({}).config))
+    assert book.digest
