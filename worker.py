@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from tasuki import runtime
 from tasuki.handoffs import detect, unknown_owners
@@ -35,7 +35,7 @@ from tasuki.queue import (
 )
 from tasuki.recordings import pipeline as recordings
 from tasuki.runtime import Runtime
-from tasuki.store.models import Record, utcnow
+from tasuki.store.models import Delivery, Record, utcnow
 from tasuki.sync import SyncResult, sync_ids, sync_people
 from tasuki.sync import reconcile as _reconcile
 from tasuki.writeback import write_back as _write_back
@@ -128,6 +128,21 @@ def sla_sweep() -> dict[str, int]:
         enqueue_kpis(queue)
         enqueue_write_back(queue)
     return {"verdicts_changed": changed}
+
+
+DELIVERY_MEMORY = timedelta(days=7)
+"""How long delivery ids are remembered for dedupe: past every provider's retry window
+(HubSpot retries for 24 hours, Salesforce Outbound Messages for 24 hours, Zoom for 3 days)."""
+
+
+def prune_deliveries() -> dict[str, int]:
+    """Forget delivery ids older than :data:`DELIVERY_MEMORY`; returns how many."""
+    rt = runtime.current()
+    with rt.store.session() as session:
+        gone = session.execute(
+            delete(Delivery).where(Delivery.received_at < utcnow() - DELIVERY_MEMORY)
+        ).rowcount  # type: ignore[attr-defined]
+    return {"pruned": int(gone or 0)}
 
 
 def compute_kpis() -> dict[str, int]:

@@ -179,6 +179,7 @@ def scheduler_command() -> None:
     cron.register(worker.reconcile, queue, cron=s.reconcile)
     cron.register(worker.sla_sweep, queue, cron=s.reconcile)
     cron.register(worker.compute_kpis, queue, cron=s.kpis)
+    cron.register(worker.prune_deliveries, queue, cron="30 3 * * *")
     cron.start()  # type: ignore[no-untyped-call]
 
 

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from tasuki.settings import Settings
 from tasuki.store.db import Store, open_store
 from tasuki.store.models import Delivery, Transition
 
@@ -43,3 +44,28 @@ def test_duplicate_delivery_is_refused_by_the_schema(store: Store) -> None:
         s.add(Delivery(provider="local", delivery_id="same"))
     with pytest.raises(IntegrityError), store.session() as s:
         s.add(Delivery(provider="local", delivery_id="same"))
+
+
+def test_old_delivery_ids_are_forgotten_after_every_providers_retry_window(
+    store: Store, settings: Settings
+) -> None:
+    import worker
+    from connectors.local import LocalCrm
+    from tasuki import runtime
+    from tasuki.store.models import utcnow
+
+    with store.session() as s:
+        s.add(
+            Delivery(
+                provider="hubspot", delivery_id="old", received_at=utcnow() - timedelta(days=8)
+            )
+        )
+        s.add(
+            Delivery(
+                provider="hubspot", delivery_id="recent", received_at=utcnow() - timedelta(days=2)
+            )
+        )
+    with runtime.activate(runtime.Runtime(settings, store, LocalCrm(":memory:"))):
+        assert worker.prune_deliveries() == {"pruned": 1}
+    with store.session() as s:
+        assert [d.delivery_id for d in s.scalars(select(Delivery))] == ["recent"]
