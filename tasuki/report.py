@@ -60,6 +60,7 @@ def _verdict_svg(stats: Sequence[BoundaryStats]) -> str:
         total = s.passed + s.warned + s.failed or 1
         x = 80.0
         y = i * 30
+        judged = s.passed + s.warned + s.failed
         rows.append(f'<text x="0" y="{y + 18}">{escape(s.boundary)}</text>')
         for cls, n in (("pass", s.passed), ("warn", s.warned), ("fail", s.failed)):
             w = 420 * n / total
@@ -68,7 +69,10 @@ def _verdict_svg(stats: Sequence[BoundaryStats]) -> str:
                 f"<title>{cls}: {n}</title></rect>"
             )
             x += w
-    return f'<svg width="640" height="{30 * len(stats)}" role="img">{"".join(rows)}</svg>'
+        if judged:
+            share = 100 * (s.passed + s.warned) / judged
+            rows.append(f'<text x="{x + 6:.1f}" y="{y + 18}">{share:.0f}% pass or warn</text>')
+    return f'<svg width="760" height="{30 * len(stats)}" role="img">{"".join(rows)}</svg>'
 
 
 def render(data: ReportData) -> str:
@@ -82,6 +86,9 @@ def render(data: ReportData) -> str:
         _funnel_svg(data.funnel),
         "<h2>Handoffs by boundary</h2>",
         _verdict_svg(data.boundaries),
+        "<p><small><span style='color:#2f9e44'>■</span> passed "
+        "<span style='color:#f59f00'>■</span> warned "
+        "<span style='color:#e03131'>■</span> failed (share of judged handoffs)</small></p>",
         "<table><tr><th>boundary</th><th>handoffs</th><th>passed</th><th>warned</th><th>failed</th>"
         "<th>most common violations</th></tr>",
     ]
