@@ -112,3 +112,39 @@ def test_a_deleted_record_is_marked_and_reconcile_catches_missed_changes(
         second = worker.reconcile()
         assert (second["records"], second["deleted"], second["handoffs"]) == (2, 1, 1)
         assert worker.reconcile()["records"] == 0
+
+
+class _SpentCrm(LocalCrm):
+    """The embedded CRM reporting its daily API budget past tasuki's share."""
+
+    def should_defer_writes(self) -> bool:
+        return True
+
+
+def test_past_the_quota_share_only_urgent_fields_are_written_and_the_rest_waits(
+    settings: Settings, sqlite_store: Store
+) -> None:
+    from rq.registry import ScheduledJobRegistry
+
+    from tasuki.queue import job_queue
+
+    crm = _SpentCrm(":memory:")
+    define_schema(crm, settings.config)
+    for uid, dept in {"MK1": "Marketing", "IS1": "Inside Sales"}.items():
+        crm.upsert("User", uid, {"Name": uid, "Department": dept}, at=_h(-100))
+    crm.upsert("Lead", "L1", {"OwnerId": "MK1", "Status": "New"}, at=_h(0), by="MK1")
+    crm.upsert("Lead", "L1", {"OwnerId": "IS1", "Status": "MQL"}, at=_h(1), by="MK1")
+    connection = connect(settings)
+    rt = runtime.Runtime(settings, sqlite_store, crm, redis_connection=connection)
+    with runtime.activate(rt):
+        worker.sync_records("Lead", ["L1"])
+        worker.compute_kpis()
+        before = crm.calls["write"]
+        result = worker.write_back()
+        assert result["deferred"] == 1
+        lead = crm.get("Lead", "L1") or {}
+        assert lead.get("Tasuki_Verdict__c", "").startswith("MK→IS")
+        assert "Tasuki_Attainment__c" not in (crm.get("User", "MK1") or {})
+        assert crm.calls["write"] - before == 1
+        scheduled = ScheduledJobRegistry(queue=job_queue(settings, connection))  # type: ignore[no-untyped-call]
+        assert scheduled.count == 1
