@@ -2,22 +2,51 @@
 
 A request is verified, its delivery ids recorded and its work enqueued in one transaction, and
 answered; no request ever calls a CRM. Queue or store down → 503 with ``Retry-After``, nothing
-recorded, so the provider's retry is taken as new.
+recorded, so the provider's retry is taken as new. Every error is answered as JSON.
 """
 
 from __future__ import annotations
 
-from flask import Flask, Response, jsonify
+import json
+from dataclasses import dataclass
+
+from flask import Flask, Response, current_app
 from rq import Queue
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as WerkzeugResponse
 
-from tasuki.errors import ConfigError, Problem, QueueUnavailable, StoreUnavailable
+from tasuki.errors import ConfigError, Problem, QueueUnavailable, StoreUnavailable, TasukiError
 from tasuki.settings import Settings
 from tasuki.store.db import Store, open_store
-from webhooks.intake import RETRY_AFTER_SECONDS, Intake
+from webhooks.intake import Intake, unavailable
 
 MAX_BODY_BYTES = 1024 * 1024
 """Largest request body accepted (413 beyond)."""
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the app's views share, kept in ``app.extensions["tasuki"]``."""
+
+    settings: Settings
+    store: Store
+    queue: Queue
+    intake: Intake
+
+
+def services(app: Flask | None = None) -> Services:
+    """The :class:`Services` of ``app`` (default: the app handling the current request)."""
+    found: Services = (app or current_app).extensions["tasuki"]
+    return found
+
+
+def require_webhook_secret(settings: Settings) -> None:
+    """Raise :class:`ConfigError` when ``TASUKI_WEBHOOK_SECRET`` is unset: a service that
+    checks signatures has no default secret."""
+    if settings.webhook_secret is None:
+        raise ConfigError(
+            [Problem("environment", 1, 1, "TASUKI_WEBHOOK_SECRET is not set; refusing to start")]
+        )
 
 
 def create_app(
@@ -25,13 +54,11 @@ def create_app(
 ) -> Flask:
     """The Flask app receiving every provider's webhooks.
 
-    Refuses to start (:class:`ConfigError`) without ``TASUKI_WEBHOOK_SECRET``: a service that
-    checks signatures has no default secret.
+    ``store`` and ``queue`` default to the ones ``settings`` name. Refuses to start
+    (:class:`ConfigError`) without ``TASUKI_WEBHOOK_SECRET``.
     """
-    if settings.webhook_secret is None:
-        raise ConfigError(
-            [Problem("environment", 1, 1, "TASUKI_WEBHOOK_SECRET is not set; refusing to start")]
-        )
+    require_webhook_secret(settings)
+    assert settings.webhook_secret is not None
     from tasuki.queue import job_queue
     from webhooks import health, hubspot, local, miitel, salesforce, zoom
 
@@ -40,8 +67,8 @@ def create_app(
     intake = Intake(store, queue)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    app.extensions["tasuki"] = intake
-    app.register_blueprint(local.blueprint(intake, settings.webhook_secret.get_secret_value()))
+    app.extensions["tasuki"] = Services(settings, store, queue, intake)
+    app.register_blueprint(local.blueprint(intake, settings.webhook_secret))
     app.register_blueprint(health.blueprint(intake))
     app.register_blueprint(salesforce.blueprint(settings, store, queue.connection))
     app.register_blueprint(hubspot.blueprint(settings, store, queue.connection))
@@ -50,14 +77,19 @@ def create_app(
 
     @app.errorhandler(QueueUnavailable)
     @app.errorhandler(StoreUnavailable)
-    def unavailable(exc: Exception) -> tuple[Response, int, dict[str, str]]:
-        return jsonify(error=str(exc)), 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    def _unavailable(exc: TasukiError) -> tuple[Response, int, dict[str, str]]:
+        app.logger.warning("answered 503: %s", exc)
+        return unavailable(exc)
 
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> tuple[Response, int]:
-        return jsonify(error=exc.description or exc.name), exc.code or 500
+    def _http_error(exc: HTTPException) -> WerkzeugResponse:
+        # Werkzeug's own response keeps headers such as Allow (405); only the body becomes JSON.
+        response = exc.get_response()
+        response.set_data(json.dumps({"error": exc.description or exc.name}))
+        response.content_type = "application/json"
+        return response
 
     return app
 
 
-__all__ = ["create_app"]
+__all__ = ["MAX_BODY_BYTES", "Services", "create_app", "services"]

@@ -1,42 +1,90 @@
 """The shared path of every receiver: verify, record delivery ids, enqueue, in one transaction.
 
-A delivery id is recorded in the store's ``deliveries`` table in the same transaction as the
-enqueue of its work. If the queue (or the store) cannot take it, the transaction rolls back and
-the receiver answers 503: the provider retries, and the retry is not mistaken for a duplicate.
+A receiver verifies the request itself (:func:`verify_hmac_sha256_hex` for the common HMAC
+scheme), parses it into delivery ids and hands them to :meth:`Intake.admit` with the action
+that queues the work of the new ones. In one store transaction the ids are inserted
+(``INSERT … ON CONFLICT DO NOTHING RETURNING``: the rows that went in are exactly the new
+ones, even when two requests race), the action runs for the new ids, and the transaction
+commits. If the queue cannot take the work the transaction rolls back, so the provider's retry
+is taken as new rather than as a duplicate: the receiver answers 503 (:func:`unavailable`).
+
+``take`` (syncs of CRM records, one job per object) and ``accept`` (one job per delivery) are
+the two shapes of work receivers have needed so far, both built on ``admit``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from flask import Response, jsonify
 from pydantic import SecretStr
 from rq import Queue
-from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 
-from tasuki.errors import QueueUnavailable, StoreUnavailable
+from tasuki.errors import QueueUnavailable, StoreUnavailable, TasukiError
 from tasuki.queue import enqueue_once, enqueue_sync
 from tasuki.store.db import Store
 from tasuki.store.models import Delivery
-from tasuki.store.upsert import insert_ignore
 
 RETRY_AFTER_SECONDS = 30
 """What a 503 asks the provider to wait before retrying."""
 
+_STORE_DOWN = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
+"""Store errors that mean "not reachable now" (a retry may succeed), unlike a bad statement."""
+
+EnqueueNew = Callable[[list[str]], object]
+"""Queues the work of the given new delivery ids; raises :class:`QueueUnavailable` (or a
+``redis.RedisError``) when it cannot. Its return value is ignored."""
+
 
 def verify_hmac_sha256_hex(secret: SecretStr, body: bytes, signature: str | None) -> bool:
-    """True when ``signature`` is the hex HMAC-SHA256 of ``body`` under ``secret`` (an optional
-    ``sha256=`` prefix is accepted); compared in constant time."""
+    """True when ``signature`` is the hex HMAC-SHA256 of ``body`` under ``secret``.
+
+    An optional ``sha256=`` prefix and upper-case hex are accepted. Compared in constant time;
+    any other header value (empty, non-hex, non-ASCII) is simply False.
+    """
     if not signature:
         return False
-    given = signature.strip().removeprefix("sha256=")
+    given = signature.strip().removeprefix("sha256=").lower()
     expected = hmac.new(secret.get_secret_value().encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(given.lower(), expected)
+    # Bytes, not str: compare_digest refuses non-ASCII str, and a header may hold any latin-1.
+    return hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode())
+
+
+def unavailable(exc: TasukiError | str) -> tuple[Response, int, dict[str, str]]:
+    """The 503 answer when the queue or the store cannot take work: a JSON error and
+    ``Retry-After``, so the provider delivers again later."""
+    return jsonify(error=str(exc)), 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}
+
+
+def _insert_new(session: Session, provider: str, ids: Sequence[str]) -> set[str]:
+    """Insert the delivery ids not yet recorded; returns those that went in."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = (
+        insert(Delivery)
+        .on_conflict_do_nothing(index_elements=["provider", "delivery_id"])
+        .returning(Delivery.delivery_id)
+    )
+    rows = [{"provider": provider, "delivery_id": i} for i in ids]
+    return set(session.connection().execute(stmt, rows).scalars())
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """What :meth:`Intake.admit` did with a request's delivery ids."""
+
+    new: list[str]
+    """Ids seen for the first time, in request order (their work is queued)."""
+    duplicates: int
+    """Ids recorded before, or repeated within the request (counted at each repeat)."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +107,7 @@ class Taken:
     duplicates: int = 0
     ignored: int = 0
     jobs: list[str] = field(default_factory=list)
+    """Ids of the jobs queued (a sync merged into a waiting job adds none)."""
 
 
 @dataclass(frozen=True)
@@ -68,69 +117,64 @@ class Intake:
     store: Store
     queue: Queue
 
-    def _record_new(self, session: Any, provider: str, ids: Sequence[str]) -> set[str]:
-        seen = set(
-            session.scalars(
-                select(Delivery.delivery_id).where(
-                    Delivery.provider == provider, Delivery.delivery_id.in_(list(ids))
-                )
-            )
-        )
-        new = [i for i in dict.fromkeys(ids) if i not in seen]
-        insert_ignore(
-            session,
-            Delivery,
-            [{"provider": provider, "delivery_id": i} for i in new],
-            ["provider", "delivery_id"],
-        )
-        return set(new)
+    def admit(self, provider: str, delivery_ids: Sequence[str], enqueue: EnqueueNew) -> Admitted:
+        """Record the ids not seen before for ``provider`` and call ``enqueue(new ids)``, in one
+        transaction (``enqueue`` is not called when none is new).
+
+        Raises :class:`QueueUnavailable` (the queue refused) or :class:`StoreUnavailable` (the
+        store is unreachable) with nothing recorded.
+        """
+        unique = list(dict.fromkeys(delivery_ids))
+        if not unique:
+            return Admitted([], 0)
+        try:
+            with self.store.session() as session:
+                inserted = _insert_new(session, provider, unique)
+                new = [i for i in unique if i in inserted]
+                if new:
+                    try:
+                        enqueue(new)
+                    except redis.RedisError as exc:
+                        raise QueueUnavailable(f"queue unreachable: {type(exc).__name__}") from None
+                # Leaving the block commits the ids; any exception above rolls them back.
+        except _STORE_DOWN as exc:
+            reason = type(getattr(exc, "orig", None) or exc).__name__
+            raise StoreUnavailable(f"store unreachable: {reason}") from None
+        return Admitted(new, len(delivery_ids) - len(new))
 
     def take(self, provider: str, deliveries: Sequence[Work]) -> Taken:
-        """Record the new deliveries and queue one sync per CRM object for their records.
+        """Record the new deliveries and queue one sync per CRM object for their records
+        (``tasuki.queue.enqueue_sync``, which merges into an identical waiting job).
 
         Raises :class:`QueueUnavailable` or :class:`StoreUnavailable` with nothing recorded.
         """
-        result = Taken()
-        try:
-            with self.store.session() as session:
-                new = self._record_new(session, provider, [d.delivery_id for d in deliveries])
-                syncs: dict[str, set[str]] = {}
-                counted: set[str] = set()
-                for d in deliveries:
-                    if d.delivery_id not in new or d.delivery_id in counted:
-                        result.duplicates += 1
-                        continue
-                    counted.add(d.delivery_id)
-                    if not d.records:
-                        result.ignored += 1
-                        continue
-                    result.accepted += 1
-                    for obj, rid in d.records:
-                        syncs.setdefault(obj, set()).add(rid)
-                try:
-                    for obj, ids in sorted(syncs.items()):
-                        job = enqueue_sync(self.queue, obj, sorted(ids))
-                        if job is not None:
-                            result.jobs.append(job.id)
-                except redis.RedisError as exc:
-                    raise QueueUnavailable(f"queue unreachable: {type(exc).__name__}") from None
-                # Leaving the block commits the deliveries; any exception above rolls them back.
-        except OperationalError as exc:
-            raise StoreUnavailable(f"store unreachable: {type(exc.orig).__name__}") from None
-        return result
+        first: dict[str, Work] = {}
+        for d in deliveries:
+            first.setdefault(d.delivery_id, d)
+        jobs: list[str] = []
+
+        def enqueue(new: list[str]) -> None:
+            syncs: dict[str, set[str]] = {}
+            for delivery_id in new:
+                for obj, rid in first[delivery_id].records:
+                    syncs.setdefault(obj, set()).add(rid)
+            for obj, ids in sorted(syncs.items()):
+                job = enqueue_sync(self.queue, obj, sorted(ids))
+                if job is not None:
+                    jobs.append(job.id)
+
+        admitted = self.admit(provider, [d.delivery_id for d in deliveries], enqueue)
+        accepted = sum(1 for i in admitted.new if first[i].records)
+        return Taken(accepted, admitted.duplicates, len(admitted.new) - accepted, jobs)
 
     def accept(self, provider: str, delivery_id: str, func: str, kwargs: dict[str, Any]) -> bool:
-        """Record one delivery and queue ``func(**kwargs)``; False when it was a duplicate."""
-        try:
-            with self.store.session() as session:
-                if not self._record_new(session, provider, [delivery_id]):
-                    return False
-                key = hashlib.sha1(f"{provider}\0{delivery_id}".encode()).hexdigest()[:16]
-                try:
-                    job_id = f"{func.replace('.', '_')}-{provider}-{key}"
-                    enqueue_once(self.queue, job_id, func, **kwargs)
-                except redis.RedisError as exc:
-                    raise QueueUnavailable(f"queue unreachable: {type(exc).__name__}") from None
-        except OperationalError as exc:
-            raise StoreUnavailable(f"store unreachable: {type(exc.orig).__name__}") from None
-        return True
+        """Record one delivery and queue ``func(**kwargs)``; False when it was a duplicate.
+
+        Raises :class:`QueueUnavailable` or :class:`StoreUnavailable` with nothing recorded.
+        """
+        key = hashlib.sha1(f"{provider}\0{delivery_id}".encode()).hexdigest()[:16]
+        job_id = f"{func.replace('.', '_')}-{provider}-{key}"
+        admitted = self.admit(
+            provider, [delivery_id], lambda _new: enqueue_once(self.queue, job_id, func, **kwargs)
+        )
+        return bool(admitted.new)

@@ -6,25 +6,41 @@ import click
 
 from tasuki.settings import Settings
 
+SERVER_BODY_LIMIT = 4 * 1024 * 1024
+"""Waitress buffers a whole request before the app sees it: past this it answers 413 itself,
+so a huge body costs neither disk nor memory. Between 1 MiB and this the app answers a JSON 413."""
+
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080, threads: int = 8) -> None:
-    """Serve the app until stopped. The rules are loaded first: a bad rules file stops it here."""
+    """Serve the webhook app on ``host:port`` until the process is stopped.
+
+    Refuses to start without ``TASUKI_WEBHOOK_SECRET`` or with a broken rules or KPI file
+    (:class:`~tasuki.errors.ConfigError`), or when the store is unreachable.
+    """
     import waitress
 
     from tasuki.runtime import build
-    from webhooks import create_app
+    from webhooks import create_app, require_webhook_secret
 
+    require_webhook_secret(settings)
     rt = build(settings)
     rt.validate()
     app = create_app(settings, store=rt.store)
     # Behind a proxy the public URL is what providers sign; waitress serves the local socket.
-    waitress.serve(app, host=host, port=port, threads=threads, ident="tasuki")
+    waitress.serve(
+        app,
+        host=host,
+        port=port,
+        threads=threads,
+        ident="tasuki",
+        max_request_body_size=SERVER_BODY_LIMIT,
+    )
 
 
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True, type=int)
-@click.option("--threads", default=8, show_default=True, type=int)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(min=1))
 def serve_command(host: str, port: int, threads: int) -> None:
     """Receive webhooks (needs TASUKI_WEBHOOK_SECRET and TASUKI_REDIS_URL)."""
     from tasuki.settings import load_settings
