@@ -44,6 +44,7 @@ def _register() -> None:
     """Attach each feature's command group (one line per feature)."""
     from rules.cli import rules_group
     from tasuki.commands import register_core
+    from tasuki.kpis.cli import kpi_group
     from tasuki.recordings.cli import artifacts_group, handoff_group
     from webhooks.serve import serve_command
 
@@ -52,6 +53,7 @@ def _register() -> None:
     main.add_command(artifacts_group)
     main.add_command(handoff_group)
     main.add_command(serve_command)
+    main.add_command(kpi_group)
 
 
 _register()

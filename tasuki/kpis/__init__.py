@@ -1,34 +1,55 @@
 """Cross-department KPIs: each person's goal = own department's KPI + the neighbour's.
 
-``compute`` keeps ``kpi_values`` up to date, ``person_summary`` gives each person's own and
-neighbour figures against target with one attainment, ``desired_values`` turns them into CRM
-user fields for the single write-back path.
+- :func:`compute` keeps ``kpi_values`` up to date in SQL on the store, per person, team,
+  department and the whole org, for the periods changes touched.
+- :func:`person_summary` gives each person's own and neighbour figures against target, and one
+  weighted attainment (the demo's table and the HTML report).
+- :func:`desired_values` turns them into CRM user fields for the single write-back path.
+- :func:`explain` lists the records behind one figure.
+
+The KPI definitions (``kpis:`` files in ``tasuki.yaml``) are described in
+:mod:`tasuki.kpis.schema`; the semantics of the computation in :mod:`tasuki.kpis.engine`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from tasuki.catalog import catalog
-from tasuki.kpis.engine import compute_period
-from tasuki.kpis.periods import period_of, previous
-from tasuki.kpis.schema import KpiBook, load_kpibook
+from tasuki.kpis.engine import (
+    Context,
+    EventRow,
+    Subjects,
+    compute_period,
+    dated_rows,
+    explain_rows,
+    longest_window,
+    prefetchable,
+    target_for,
+    touched_instants,
+)
+from tasuki.kpis.periods import containing, kind_of, period_of, previous, spanning
+from tasuki.kpis.schema import Kpi, KpiBook, load_kpibook
 from tasuki.settings import Settings
 from tasuki.store.db import Store
-from tasuki.store.models import KpiValue, Person
+from tasuki.store.models import Handoff, KpiValue
 from tasuki.writeback import DesiredValue
 
 __all__ = [
+    "Explanation",
     "KpiBook",
+    "KpiFigure",
     "PersonKpis",
+    "book",
     "compute",
     "current_period",
     "desired_values",
+    "explain",
     "load_kpibook",
     "person_summary",
 ]
@@ -36,61 +57,129 @@ __all__ = [
 ATTAINMENT_CAP = 1.5
 """One KPI far over target cannot hide another far under it."""
 
+CHANGE_MARGIN = timedelta(minutes=10)
+"""Changes are looked for from this long before the last computation (clock skew, races)."""
 
-_books: dict[tuple[tuple[str, ...], int], KpiBook] = {}
+_books: dict[tuple[tuple[str, ...], str], KpiBook] = {}
 
 
 def book(settings: Settings) -> KpiBook:
-    """The validated KPI book named in the config (read once per config)."""
+    """The validated KPI book named in the config (read once per config; ConfigError if bad)."""
     cfg = settings.config
-    key = (tuple(str(p) for p in settings.kpi_paths), id(cfg))
+    key = (tuple(str(p) for p in settings.kpi_paths), cfg.model_dump_json())
     if key not in _books:
-        boundaries = [b.id for b in cfg.boundaries]
-        _books[key] = load_kpibook(list(settings.kpi_paths), catalog(cfg), boundaries)
+        boundaries: dict[str, str | None] = {b.id: b.object for b in cfg.boundaries}
+        _books[key] = load_kpibook(
+            list(settings.kpi_paths), catalog(cfg), boundaries, related=cfg.related
+        )
     return _books[key]
 
 
+def _tz(settings: Settings) -> ZoneInfo:
+    return ZoneInfo(settings.config.calendar.timezone)
+
+
 def current_period(settings: Settings, day: date | None = None) -> str:
-    """The period containing ``day`` (default: now) in the company's timezone."""
+    """The book's period containing ``day`` (default: now) in the company's timezone."""
     b = book(settings)
-    tz = ZoneInfo(settings.config.calendar.timezone)
+    tz = _tz(settings)
     at = datetime.now(UTC) if day is None else datetime(day.year, day.month, day.day, 12, tzinfo=tz)
     return period_of(at, b.period, b.fiscal_year_start, tz)
+
+
+def _noon(day: date, tz: ZoneInfo) -> datetime:
+    return datetime(day.year, day.month, day.day, 12, tzinfo=tz)
+
+
+def _plan(ctx: Context, settings: Settings, periods: Sequence[str] | None) -> dict[str, list[Kpi]]:
+    """Which KPIs to recompute for which periods."""
+    b, tz, fy = ctx.book, ctx.tz, ctx.book.fiscal_year_start
+    plan: dict[str, list[Kpi]] = {}
+
+    def add(kpi: Kpi, period: str) -> None:
+        plan.setdefault(period, [])
+        if kpi not in plan[period]:
+            plan[period].append(kpi)
+
+    if periods is not None:
+        for p in periods:
+            kind_of(p)  # a typo fails here, not as an empty result
+            for kpi in b.kpis.values():
+                add(kpi, containing(p, b.period_kind(kpi), fy, tz))
+        return plan
+    session, system = ctx.session, ctx.system
+    last = session.scalar(select(func.max(KpiValue.computed_at)).where(KpiValue.system == system))
+    instants: list[datetime]
+    if last is None:
+        # First run: every period since the first handoff the store knows.
+        first = session.scalar(select(func.min(Handoff.handed_at)).where(Handoff.system == system))
+        instants = [first] if first is not None else []
+    else:
+        instants = touched_instants(ctx, last - CHANGE_MARGIN)
+    reach = longest_window(b)
+    # Distinct local days are enough to place periods (thousands of changes, a few days).
+    days = {(at - reach).astimezone(tz).date() for at in instants if at <= ctx.now}
+    days |= {at.astimezone(tz).date() for at in instants if at <= ctx.now}
+    last_day = ctx.now.astimezone(tz).date() if last is None else None
+    for kpi in b.kpis.values():
+        kind = b.period_kind(kpi)
+        current = period_of(ctx.now, kind, fy, tz)
+        add(kpi, previous(current, kind, fy, tz))
+        add(kpi, current)
+        for day in days:
+            add(kpi, period_of(_noon(day, tz), kind, fy, tz))
+        if last_day is not None and days:
+            for p in spanning(_noon(min(days), tz), _noon(last_day, tz), kind, fy, tz):
+                add(kpi, p)
+    return plan
 
 
 def compute(
     store: Store, settings: Settings, *, now: datetime, periods: Sequence[str] | None = None
 ) -> int:
-    """Recompute the given periods (default: the current one and the one before, which late
-    changes still touch); returns how many stored values changed."""
+    """Recompute KPI values and upsert them into ``kpi_values``; returns rows changed.
+
+    Without ``periods``: the current period and the previous one (late changes still reach it),
+    plus every period a change since the last computation touched (a handoff detected or judged,
+    a record synced, a record pointing at one, reaching back over the longest cohort window);
+    on the first run, every period since the first handoff. A month given for a KPI counted per
+    quarter recomputes that quarter. Idempotent: a second run with no change writes nothing.
+    """
     b = book(settings)
-    tz = ZoneInfo(settings.config.calendar.timezone)
-    if periods is None:
-        current = period_of(now, b.period, b.fiscal_year_start, tz)
-        periods = [previous(current, b.period, b.fiscal_year_start, tz), current]
     changed = 0
     with store.session() as session:
-        for period in periods:
-            changed += compute_period(session, settings.config, settings.config.crm, b, period)
+        ctx = Context(session, settings.config, b, settings.config.crm, now)
+        plan = _plan(ctx, settings, periods)
+        prefetched = {
+            kpi.id: dated_rows(ctx, kpi, [p for p, ks in plan.items() if kpi in ks])
+            for kpi in b.kpis.values()
+            if prefetchable(kpi) and sum(kpi in ks for ks in plan.values()) > 1
+        }
+        for period, kpis in sorted(plan.items()):
+            changed += compute_period(ctx, kpis, period, prefetched)
     return changed
 
 
 @dataclass(frozen=True)
 class KpiFigure:
-    """One KPI of one person: actual, target and attainment (actual / target, capped)."""
+    """One KPI of one person: actual, target and attainment (capped at ``ATTAINMENT_CAP``)."""
 
     kpi_id: str
     label: str
     value: float | None
-    target: float
+    target: float | None
     attainment: float | None
     is_rate: bool = False
+    period: str = ""
+    weight: float = 1.0
 
     def shown(self, x: float | None) -> str:
         """A value of this KPI as people read it: rates in %, amounts with separators."""
         if x is None:
             return "–"
-        return f"{x:.0%}" if self.is_rate else f"{x:,.0f}"
+        if self.is_rate:
+            return f"{x:.0%}"
+        return f"{x:,.0f}" if abs(x) >= 100 or x == int(x) else f"{x:,.1f}"
 
 
 @dataclass(frozen=True)
@@ -105,75 +194,150 @@ class PersonKpis:
     attainment: float | None
 
 
-def _mean(xs: Sequence[float | None]) -> float | None:
-    vals = [x for x in xs if x is not None]
-    return sum(vals) / len(vals) if vals else None
+def _attainment(kpi: Kpi, value: float | None, target: float | None) -> float | None:
+    if value is None or not target:
+        return None
+    if kpi.lower_is_better:
+        ratio = target / value if value > 0 else ATTAINMENT_CAP
+    else:
+        ratio = value / target
+    return min(ratio, ATTAINMENT_CAP)
+
+
+def _weighted(figs: Sequence[KpiFigure]) -> float | None:
+    known = [(f.weight, f.attainment) for f in figs if f.attainment is not None and f.weight > 0]
+    total = sum(w for w, _ in known)
+    return sum(w * a for w, a in known if a is not None) / total if total else None
 
 
 def person_summary(store: Store, settings: Settings, period: str) -> list[PersonKpis]:
-    """Every person of a department with a goal, in funnel order then by name."""
+    """Every person whose current department has a goal, in funnel order then by name.
+
+    Each KPI is read for the period of its own kind containing ``period``. A count or sum with
+    no events is 0; a rate with none is unknown (``None``) and leaves the attainment out.
+    Attainment = the part weights (own, neighbour) over the KPI-weighted means of each part,
+    over the parts that have a figure."""
+    from tasuki.store.models import Person
+
     b = book(settings)
+    tz = _tz(settings)
     system = settings.config.crm
-    out = []
+    kpi_period = {
+        k.id: containing(period, b.period_kind(k), b.fiscal_year_start, tz) for k in b.kpis.values()
+    }
     with store.session() as session:
         values = {
-            (v.kpi_id, v.subject_id): v.value
+            (v.kpi_id, v.subject_id, v.period): v.value
             for v in session.scalars(
                 select(KpiValue).where(
                     KpiValue.system == system,
-                    KpiValue.period == period,
+                    KpiValue.period.in_(set(kpi_period.values())),
                     KpiValue.subject_kind == "person",
                 )
             )
         }
         people = session.scalars(select(Person).where(Person.system == system)).all()
+        subjects = Subjects.load(session, system)
     order = {d: i for i, d in enumerate(("MK", "IS", "FS", "CS"))}
-    for p in sorted(people, key=lambda p: (order.get(p.department or "", 9), p.name)):
+    out = []
+    for p in sorted(people, key=lambda p: (order.get(p.department or "", 9), p.name, p.user_id)):
         goal = b.goals.get(p.department or "")
         if goal is None:
             continue
-
-        def figs(targets: dict[str, float], person: Person = p) -> list[KpiFigure]:
-            out_figs = []
-            for kpi_id, target in targets.items():
+        parts: list[list[KpiFigure]] = []
+        for items in (goal.own, goal.neighbour):
+            figs = []
+            for kpi_id, item in items.items():
                 kpi = b.kpis[kpi_id]
-                value = values.get((kpi_id, person.user_id))
-                if value is None and kpi.kind != "rate":
-                    value = 0.0  # nothing handed over: zero, not unknown
-                att = None if value is None or not target else min(value / target, ATTAINMENT_CAP)
-                out_figs.append(
-                    KpiFigure(kpi_id, kpi.label, value, target, att, kpi.kind == "rate")
+                value = values.get((kpi_id, p.user_id, kpi_period[kpi_id]))
+                if value is None and not kpi.is_ratio and kpi.kind != "duration":
+                    value = 0.0  # nothing counted: zero, not unknown
+                target = target_for(b, kpi_id, "person", p.user_id, subjects) or item.target
+                figs.append(
+                    KpiFigure(
+                        kpi_id,
+                        kpi.label,
+                        value,
+                        target,
+                        _attainment(kpi, value, target),
+                        kpi.is_ratio,
+                        kpi_period[kpi_id],
+                        item.weight,
+                    )
                 )
-            return out_figs
-
-        own, neighbour = figs(goal.own), figs(goal.neighbour)
-        parts = [
-            (goal.weights.own, _mean([f.attainment for f in own])),
-            (goal.weights.neighbour, _mean([f.attainment for f in neighbour])),
+            parts.append(figs)
+        own, neighbour = parts
+        weighted = [
+            (goal.weights.own, _weighted(own)),
+            (goal.weights.neighbour, _weighted(neighbour)),
         ]
-        known = [(w, a) for w, a in parts if a is not None and w > 0]
+        known = [(w, a) for w, a in weighted if a is not None and w > 0]
         total_w = sum(w for w, _ in known)
-        attainment = sum(w * a for w, a in known) / total_w if total_w else None
+        attainment = sum(w * a for w, a in known if a is not None) / total_w if total_w else None
         out.append(PersonKpis(p.user_id, p.name, p.department or "", own, neighbour, attainment))
     return out
 
 
-def _text(figs: Sequence[KpiFigure]) -> str:
-    return "; ".join(f"{f.label}: {f.shown(f.value)} / {f.shown(f.target)}" for f in figs)
+def _text(period: str, figs: Sequence[KpiFigure]) -> str:
+    shown = "; ".join(f"{f.label}: {f.shown(f.value)} / {f.shown(f.target)}" for f in figs)
+    return f"{period} {shown}"
 
 
 def desired_values(store: Store, settings: Settings, period: str) -> list[DesiredValue]:
-    """Each person's KPI fields (own, neighbour, attainment %) for the CRM user record."""
+    """Each person's KPI user fields (``writeback.kpi``: own, neighbour, attainment in whole %)
+    on object ``user``, record id = the person's CRM user id. Values are rounded text and whole
+    numbers, so figures that did not change produce identical values and no write."""
     fields = settings.config.writeback.kpi
     mapped = set(settings.config.fields("user")) if "user" in settings.config.objects else set()
     out = []
     for p in person_summary(store, settings, period):
         pairs: list[tuple[str | None, str | int | None]] = [
-            (fields.own, f"{period} {_text(p.own)}"),
-            (fields.neighbour, f"{period} {_text(p.neighbour)}"),
+            (fields.own, _text(period, p.own)),
+            (fields.neighbour, _text(period, p.neighbour)),
             (fields.attainment, None if p.attainment is None else round(100 * p.attainment)),
         ]
         for name, value in pairs:
             if name and name in mapped:
                 out.append(DesiredValue("user", p.person_id, name, value))
     return out
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """A figure and the events behind it."""
+
+    kpi: Kpi
+    period: str
+    person: str | None
+    value: float | None
+    numerator: float | None
+    denominator: float | None
+    events: list[EventRow]
+
+
+def explain(
+    store: Store, settings: Settings, kpi_id: str, period: str, person: str | None = None
+) -> Explanation:
+    """The records behind ``kpi_id``'s figure for ``person`` (``None``: the org) in the period
+    of the KPI's kind containing ``period``; the figure is computed afresh, not read back."""
+    from tasuki.kpis.engine import kpi_figures
+
+    b = book(settings)
+    if kpi_id not in b.kpis:
+        raise KeyError(f"unknown KPI {kpi_id!r}; known: {', '.join(sorted(b.kpis))}")
+    kpi = b.kpis[kpi_id]
+    p = containing(period, b.period_kind(kpi), b.fiscal_year_start, _tz(settings))
+    with store.session() as session:
+        ctx = Context(session, settings.config, b, settings.config.crm, datetime.now(UTC))
+        rows = explain_rows(ctx, kpi, p, person)
+        figs = kpi_figures(ctx, kpi, p, Subjects.load(session, ctx.system))
+    fig = figs.get(("person", person) if person else ("org", "org"))
+    return Explanation(
+        kpi,
+        p,
+        person,
+        fig.value if fig else None,
+        fig.numerator if fig else None,
+        fig.denominator if fig else None,
+        rows,
+    )

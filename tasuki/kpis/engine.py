@@ -1,188 +1,625 @@
-"""KPI computation from the store: handoffs of a period, credited per person, rolled up.
+"""KPI computation in SQL on the store: one statement per KPI and period, the same on SQLite and
+PostgreSQL (SQLAlchemy Core; JSON fields read with ``fields[name].as_string()``).
 
-First version: handoffs of the period are read once per boundary with their records, related
-records and verdicts, and counted in Python. Values are kept per person, department and org in
-``kpi_values``; a figure is rewritten only when it changed.
+Each KPI becomes an *event query*: one row per event (a handoff, a dated record, a field change)
+with the person it is credited to, that person's department at the time when the store knows it
+(a handoff records both sides' departments), the record, the event's time and its contribution
+to the numerator and denominator. The figures are that query grouped by person; ``kpi explain``
+runs the same query ungrouped, so an explanation lists exactly the records behind a figure.
+
+Semantics worth knowing:
+
+- A record counts once per KPI and period: when it crossed the same boundary twice in a period
+  (bounced back and handed over again), the latest crossing stands, with its sender and receiver.
+- Deleted records (and handoffs whose record tasuki never saw) count nowhere.
+- Rates with nothing to divide are ``None``, not 0: "no MQLs" is not "0% converted".
+- Durations and SLAs are counted in the company's business hours by default; their clocks are
+  read in SQL and measured in Python with the business calendar, which SQL cannot express.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Select,
+    and_,
+    case,
+    cast,
+    delete,
+    exists,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    tuple_,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.expression import FunctionElement
 
-from tasuki.kpis.periods import bounds
-from tasuki.kpis.schema import Kpi, KpiBook
+from tasuki.calendar import BusinessCalendar
+from tasuki.kpis.periods import bounds, period_of
+from tasuki.kpis.schema import Condition, Kpi, KpiBook, KpiKind
 from tasuki.settings import Config
-from tasuki.store.models import Handoff, KpiValue, Person, Record
+from tasuki.store.models import Handoff, KpiValue, Person, Record, Transition, UTCDateTime, Verdict
 from tasuki.store.upsert import upsert
 
 ORG = "org"
+"""Subject id of the whole organisation's figures."""
+
+SUBJECT_KINDS = ("person", "team", "department", "org")
+"""What a figure can be about, finest first."""
+
+DECIMALS = 9
+"""Stored values are rounded to this many decimals, so SQLite and PostgreSQL agree exactly and an
+unchanged figure is never rewritten because of float noise."""
+
+
+class plus_days(FunctionElement[datetime]):
+    """``instant + n days`` on either database (SQLite has no interval type)."""
+
+    type = UTCDateTime()
+    inherit_cache = True
+
+
+@compiles(plus_days, "sqlite")
+def _plus_days_sqlite(element: plus_days, compiler: Any, **kw: Any) -> str:
+    instant, days = list(element.clauses)
+    # The same text shape SQLAlchemy stores SQLite datetimes in, so comparisons stay textual.
+    at, n = compiler.process(instant, **kw), compiler.process(days, **kw)
+    return f"strftime('%Y-%m-%d %H:%M:%f000', {at}, '+' || {n} || ' days')"
+
+
+@compiles(plus_days, "postgresql")
+def _plus_days_pg(element: plus_days, compiler: Any, **kw: Any) -> str:
+    instant, days = list(element.clauses)
+    at, n = compiler.process(instant, **kw), compiler.process(days, **kw)
+    return f"({at} + make_interval(days => {n}))"
 
 
 @dataclass(frozen=True)
 class Figure:
-    """One KPI's value for one subject: numerator / denominator for a rate."""
+    """One KPI's value for one subject: ``value`` is numerator / denominator for ratios."""
 
     value: float | None
-    numerator: float
-    denominator: float
+    numerator: float | None
+    denominator: float | None
 
 
-def _records(session: Session, system: str, obj: str, ids: set[str]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    id_list = sorted(ids)
-    for i in range(0, len(id_list), 500):
-        for r in session.scalars(
-            select(Record).where(
-                Record.system == system,
-                Record.object == obj,
-                Record.record_id.in_(id_list[i : i + 500]),
-                Record.deleted.is_(False),
+@dataclass(frozen=True)
+class EventRow:
+    """One event behind a figure, as ``kpi explain`` lists it."""
+
+    record_id: str
+    object: str
+    at: datetime | str | None
+    person: str | None
+    department: str | None
+    numerator: float | None
+    """What the event adds to the numerator (1/0 for rates, the amount for sums, hours for
+    durations); ``None`` when it does not count (a pending SLA)."""
+    denominator: float | None
+
+
+@dataclass
+class Context:
+    """What every query of one computation needs."""
+
+    session: Session
+    config: Config
+    book: KpiBook
+    system: str
+    now: datetime
+    calendar: BusinessCalendar = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.calendar = BusinessCalendar.from_config(self.config.calendar)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.config.calendar.timezone)
+
+    def lookup(self, obj: str, related: str) -> str:
+        """The field of ``obj`` that holds the id of its ``related`` record."""
+        return self.config.related[obj][related]
+
+
+def _text(rec: Any, name: str) -> ColumnElement[str]:
+    expr: ColumnElement[str] = rec.fields[name].as_string()
+    return expr
+
+
+def _number(rec: Any, name: str) -> ColumnElement[float]:
+    return cast(func.nullif(_text(rec, name), ""), Float)
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _text_in_period(s: ColumnElement[str], start: datetime, end: datetime, tz: ZoneInfo) -> Any:
+    """An ISO text field (UTC instant, or a plain local date) inside [start, end)."""
+    first, last = start.astimezone(tz).date().isoformat(), end.astimezone(tz).date().isoformat()
+    return or_(
+        and_(func.length(s) == 10, s >= first, s < last),
+        and_(func.length(s) > 10, s >= _iso(start), s < _iso(end)),
+    )
+
+
+def _equals_any(s: ColumnElement[str], values: Sequence[str]) -> Any:
+    expanded: list[str] = []
+    for v in values:
+        # JSON booleans read back as 'true' on PostgreSQL and '1' on SQLite.
+        expanded += {"true": ["true", "1"], "false": ["false", "0"]}.get(v.lower(), [v])
+    return s.in_(expanded)
+
+
+class _Query:
+    """Builds the event query of one KPI for one period."""
+
+    def __init__(self, ctx: Context, kpi: Kpi, start: datetime, end: datetime) -> None:
+        self.ctx = ctx
+        self.kpi = kpi
+        self.start = start
+        self.end = end
+        self.obj = ctx.book.event_objects[kpi.id]
+        self.rec = aliased(Record, name="rec")
+        self.handoff: Any = None
+        self.related: dict[str, Any] = {}
+        self.ctes: list[Any] = []
+        self.event_source: tuple[Any, Any, Any, list[Any]] = (None, None, None, [])
+
+    def build(self) -> Select[Any]:
+        ev = self.kpi.events
+        rec = self.rec
+        ctx = self.ctx
+        rec_on = and_(
+            rec.system == ctx.system,
+            rec.object == self.obj,
+            rec.deleted.is_(False),
+        )
+        dept: ColumnElement[Any] = null()
+        if ev.handoffs is not None:
+            ranked = (
+                select(
+                    Handoff.id,
+                    Handoff.record_id,
+                    Handoff.sender_id,
+                    Handoff.receiver_id,
+                    Handoff.sender_department,
+                    Handoff.receiver_department,
+                    Handoff.handed_at,
+                    func.row_number()
+                    .over(
+                        partition_by=Handoff.record_id,
+                        order_by=(Handoff.handed_at.desc(), Handoff.id.desc()),
+                    )
+                    .label("rn"),
+                )
+                .where(*self._handoff_filters())
+                .subquery("h")
             )
-        ):
-            out[r.record_id] = r.fields
+            h = self.handoff = ranked.c
+            self.event_source = (Handoff, Handoff.handed_at, ranked.c.id, self._handoff_filters())
+            q = select().select_from(ranked).join(rec, and_(rec_on, rec.record_id == h.record_id))
+            q = q.where(h.rn == 1)
+            at: ColumnElement[Any] = h.handed_at
+            if self.kpi.credit == "sender":
+                person: ColumnElement[Any] = h.sender_id
+                dept = h.sender_department
+            elif self.kpi.credit == "receiver":
+                person, dept = h.receiver_id, h.receiver_department
+            else:
+                person = _text(rec, self.kpi.credit)
+        elif ev.transitions is not None:
+            ranked = (
+                select(
+                    Transition.id,
+                    Transition.record_id,
+                    Transition.at,
+                    Transition.by,
+                    func.row_number()
+                    .over(
+                        partition_by=Transition.record_id,
+                        order_by=(Transition.at.desc(), Transition.id.desc()),
+                    )
+                    .label("rn"),
+                )
+                .where(*self._transition_filters())
+                .subquery("t")
+            )
+            t = ranked.c
+            self.event_source = (Transition, Transition.at, ranked.c.id, self._transition_filters())
+            q = select().select_from(ranked).join(rec, and_(rec_on, rec.record_id == t.record_id))
+            q = q.where(t.rn == 1)
+            at = t.at
+            person = t.by if self.kpi.credit == "by" else _text(rec, self.kpi.credit)
+        else:
+            assert ev.at is not None
+            at = _text(rec, ev.at)
+            q = select().select_from(rec).where(rec_on, _text_in_period(at, *self._span()))
+            person = _text(rec, self.kpi.credit)
+        for c in self.kpi.where:
+            q = q.where(self._condition(c, at))
+        num, den = self._contribution(at)
+        until: ColumnElement[Any] = (
+            _text(rec, self.kpi.until) if self.kpi.until is not None else null()
+        )
+        q = q.add_columns(
+            person.label("person"),
+            dept.label("dept"),
+            rec.record_id.label("record_id"),
+            at.label("at"),
+            num.label("num"),
+            den.label("den"),
+            until.label("until"),
+        )
+        for alias, on in self.related.values():
+            q = q.outerjoin(alias, on)
+        return q
+
+    def _handoff_filters(self) -> list[Any]:
+        return [
+            Handoff.system == self.ctx.system,
+            Handoff.boundary == self.kpi.events.handoffs,
+            Handoff.handed_at >= self.start,
+            Handoff.handed_at < self.end,
+        ]
+
+    def _transition_filters(self) -> list[Any]:
+        ev = self.kpi.events
+        assert ev.transitions is not None
+        return [
+            Transition.system == self.ctx.system,
+            Transition.object == self.obj,
+            Transition.field == ev.transitions.partition(".")[2],
+            Transition.at >= self.start,
+            Transition.at < self.end,
+            *([Transition.new == ev.to] if ev.to is not None else []),
+        ]
+
+    def _span(self) -> tuple[datetime, datetime, ZoneInfo]:
+        return self.start, self.end, self.ctx.tz
+
+    def _related(self, name: str) -> Any:
+        if name not in self.related:
+            alias = aliased(Record, name=f"rel_{name}")
+            on = and_(
+                alias.system == self.ctx.system,
+                alias.object == name,
+                alias.deleted.is_(False),
+                alias.record_id == _text(self.rec, self.ctx.lookup(self.obj, name)),
+            )
+            self.related[name] = (alias, on)
+        return self.related[name][0]
+
+    def _condition(self, c: Condition, at: ColumnElement[Any]) -> ColumnElement[bool]:
+        if c.field is not None:
+            rec = self._related(c.related) if c.related is not None else self.rec
+            s = _text(rec, c.field)
+            if c.equals is not None:
+                return and_(s.is_not(None), _equals_any(s, [c.equals]))
+            if c.in_ is not None:
+                return and_(s.is_not(None), _equals_any(s, c.in_))
+            if c.not_in is not None:
+                return or_(s.is_(None), ~_equals_any(s, c.not_in))
+            is_set = and_(s.is_not(None), s != "")
+            return is_set if c.is_set else ~is_set
+        if c.verdict is not None:
+            h = self.handoff
+            judged: ColumnElement[bool] = exists().where(
+                Verdict.handoff_id == h.id, Verdict.outcome == c.verdict
+            )
+            return judged
+        assert c.reached is not None
+        reached: ColumnElement[bool] = self._reached(c.reached, c.within_days, at)
+        return reached
+
+    def _reached(self, boundary: str, days: int | None, at: ColumnElement[Any]) -> Any:
+        """The event's record, or a record whose lookup points at it, crossed ``boundary`` at
+        or after the event (and within ``days`` of it)."""
+        ctx = self.ctx
+        target = next((b.object for b in ctx.config.boundaries if b.id == boundary), None)
+        if target is None:
+            return literal(False)
+        timed = self.kpi.events.records is None
+        h2 = aliased(Handoff, name="reached")
+        if target == self.obj:
+            # The unique index on handoffs (system, boundary, record_id, handed_at) answers this.
+            conds: list[Any] = [
+                h2.system == ctx.system,
+                h2.boundary == boundary,
+                h2.record_id == self.rec.record_id,
+            ]
+            if timed:
+                conds.append(h2.handed_at >= at)
+                if days is not None:
+                    conds.append(h2.handed_at < plus_days(at, literal(days)))
+            return select(h2.id).where(*conds).exists()
+        # A record pointing at ours (a deal's lead_id): no index can serve a JSON lookup, so the
+        # crossings of the period's reach are materialised once as (target id, time) and probed
+        # (both databases hash or auto-index the materialised table).
+        r2 = aliased(Record, name="reached_rec")
+        window = [h2.system == ctx.system, h2.boundary == boundary]
+        if timed:
+            window.append(h2.handed_at >= self.start)
+            if days is not None:
+                window.append(h2.handed_at < self.end + timedelta(days=days))
+        reach = (
+            select(
+                _text(r2, ctx.lookup(target, self.obj)).label("target_id"),
+                h2.handed_at.label("reached_at"),
+            )
+            .join(
+                r2,
+                and_(
+                    r2.system == h2.system,
+                    r2.object == target,
+                    r2.record_id == h2.record_id,
+                    r2.deleted.is_(False),
+                ),
+            )
+            .where(*window)
+            .cte(f"reach_{len(self.ctes)}")
+            .prefix_with("MATERIALIZED")
+        )
+        self.ctes.append(reach)
+        if not timed:
+            return self.rec.record_id.in_(select(reach.c.target_id))
+        # Uncorrelated on purpose: the events that reached in time are found in one join and
+        # probed by id (a correlated probe re-built SQLite's automatic index for every event).
+        model, event_at, event_id, filters = self.event_source
+        window_ok = [reach.c.reached_at >= event_at]
+        if days is not None:
+            window_ok.append(reach.c.reached_at < plus_days(event_at, literal(days)))
+        hits = (
+            select(model.id)
+            .join(reach, reach.c.target_id == model.record_id)
+            .where(*filters, *window_ok)
+        )
+        return event_id.in_(hits)
+
+    def _contribution(self, at: ColumnElement[Any]) -> tuple[ColumnElement[Any], Any]:
+        kind = self.kpi.kind
+        one = literal(1.0, Float)
+        if kind == KpiKind.COUNT:
+            return one, one
+        if kind == KpiKind.SUM:
+            assert self.kpi.value is not None
+            return func.coalesce(_number(self.rec, self.kpi.value), 0.0), one
+        if kind == KpiKind.RATE:
+            hit = and_(*(self._condition(c, at) for c in self.kpi.success))
+            return case((hit, 1.0), else_=0.0), one
+        if kind == KpiKind.HANDOFF_PASS_RATE:
+            passed = self._condition(Condition(verdict="passed"), at)
+            return case((passed, 1.0), else_=0.0), one
+        return null(), one  # duration, sla: measured in Python from ``at`` and ``until``
+
+
+def event_query(ctx: Context, kpi: Kpi, period: str) -> Select[Any]:
+    """One row per event of ``kpi`` in ``period``: person, dept, record_id, at, num, den, until."""
+    start, end = bounds(period, ctx.book.fiscal_year_start, ctx.tz)
+    return _Query(ctx, kpi, start, end).build()
+
+
+def _instant(value: datetime | str | None) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _hours(ctx: Context, kpi: Kpi, start: datetime, end: datetime) -> float:
+    if kpi.business_hours:
+        return ctx.calendar.business_seconds(start, end) / 3600
+    return (end - start).total_seconds() / 3600
+
+
+def measure(ctx: Context, kpi: Kpi, row: Any) -> tuple[float | None, float | None]:
+    """(numerator, denominator) one event adds; durations and SLAs measured here."""
+    if kpi.kind not in (KpiKind.DURATION, KpiKind.SLA):
+        return float(row.num), float(row.den)
+    start, until = _instant(row.at), _instant(row.until)
+    if start is None:
+        return None, None
+    if kpi.kind == KpiKind.DURATION:
+        if until is None or until < start:
+            return None, None
+        return _hours(ctx, kpi, start, until), 1.0
+    assert kpi.within_hours is not None
+    if until is not None:
+        return (1.0 if _hours(ctx, kpi, start, until) <= kpi.within_hours else 0.0), 1.0
+    if _hours(ctx, kpi, start, ctx.now) > kpi.within_hours:
+        return 0.0, 1.0  # overdue and still unanswered: missed
+    return None, None  # the clock is still running: not yet counted either way
+
+
+def percentile(values: Sequence[float], p: float) -> float | None:
+    """The ``p``-th percentile with linear interpolation (PostgreSQL's percentile_cont)."""
+    if not values:
+        return None
+    xs = sorted(values)
+    k = (len(xs) - 1) * p / 100
+    lo, hi = math.floor(k), math.ceil(k)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, DECIMALS)
+
+
+def _figure(kpi: Kpi, nums: Sequence[float], dens: float) -> Figure:
+    if kpi.kind == KpiKind.DURATION:
+        return Figure(_round(percentile(nums, kpi.percentile)), None, dens)
+    n = sum(nums)
+    if kpi.is_ratio:
+        return Figure(_round(n / dens) if dens else None, _round(n), dens)
+    return Figure(_round(n), _round(n), dens)
+
+
+@dataclass(frozen=True)
+class Subjects:
+    """Who belongs where now: person → department and team (for events with no department)."""
+
+    departments: Mapping[str, str | None]
+    teams: Mapping[str, str | None]
+
+    @classmethod
+    def load(cls, session: Session, system: str) -> Subjects:
+        rows = session.execute(
+            select(Person.user_id, Person.department, Person.team).where(Person.system == system)
+        ).all()
+        return cls({r[0]: r[1] for r in rows}, {r[0]: r[2] for r in rows})
+
+
+Rows = list[tuple[str | None, str | None, list[float], float]]
+"""(person, department, numerator contributions, denominator) groups of events."""
+
+
+def dated_rows(ctx: Context, kpi: Kpi, periods: Sequence[str]) -> dict[str, Rows]:
+    """Grouped events of a KPI over records dated by a field, for many periods in one scan.
+
+    Such a KPI reads every record of its object (a JSON date field cannot be indexed), so the
+    periods share one statement grouped by minute (or by date for plain dates), and the groups
+    are placed into periods here."""
+    fy, tz = ctx.book.fiscal_year_start, ctx.tz
+    spans = [bounds(p, fy, tz) for p in periods]
+    q = _Query(ctx, kpi, min(a for a, _ in spans), max(b for _, b in spans)).build()
+    sub = q.subquery("events")
+    when = func.substr(sub.c.at, 1, 16)
+    grouped = select(
+        sub.c.person, sub.c.dept, when, func.sum(sub.c.num), func.sum(sub.c.den)
+    ).group_by(sub.c.person, sub.c.dept, when)
+    kind = ctx.book.period_kind(kpi)
+    wanted = set(periods)
+    out: dict[str, Rows] = {p: [] for p in periods}
+    for person, dept, key, n, den in ctx.session.execute(grouped):
+        try:
+            if len(key) == 10:
+                day = datetime.fromisoformat(key)
+                at = datetime(day.year, day.month, day.day, 12, tzinfo=tz)
+            else:
+                at = datetime.fromisoformat(key[:16]).replace(tzinfo=UTC)
+        except (TypeError, ValueError):
+            continue  # not a date: such a record is in no period (as in the per-period query)
+        period = period_of(at, kind, fy, tz)
+        if period in wanted:
+            out[period].append((person, dept, [float(n or 0)], float(den or 0)))
     return out
 
 
-def _reached(session: Session, config: Config, system: str, obj: str, boundary: str) -> set[str]:
-    """Ids of ``obj`` records that went on to cross ``boundary`` (directly or via a lookup)."""
-    target = next(b for b in config.boundaries if b.id == boundary)
-    ids = set(
-        session.scalars(
-            select(Handoff.record_id).where(Handoff.system == system, Handoff.boundary == boundary)
-        )
-    )
-    if target.object == obj:
-        return ids
-    lookup = config.related.get(target.object, {}).get(obj)
-    if lookup is None:
-        return set()
-    return {
-        str(f[lookup])
-        for f in _records(session, system, target.object, ids).values()
-        if f.get(lookup)
-    }
+def prefetchable(kpi: Kpi) -> bool:
+    """Whether :func:`dated_rows` can serve this KPI."""
+    return kpi.events.records is not None and kpi.kind not in (KpiKind.DURATION, KpiKind.SLA)
 
 
-def _success(
-    kpi: Kpi,
-    h: Handoff,
-    fields: dict[str, Any],
-    related: dict[str, dict[str, dict[str, Any]]],
-    reached: set[str],
-    config: Config,
-) -> bool:
-    w = kpi.where
-    assert w is not None
-    if w.became is not None:
-        return h.record_id in reached
-    if w.verdict is not None:
-        return h.verdict is not None and h.verdict.outcome == w.verdict
-    source = fields
-    if w.related is not None:
-        lookup = config.related.get(h.object, {}).get(w.related)
-        rel_id = fields.get(lookup) if lookup else None
-        source = related.get(w.related, {}).get(str(rel_id), {}) if rel_id else {}
-    return str(source.get(w.field or "")) == w.equals
-
-
-def figures(
-    session: Session, config: Config, system: str, kpi: Kpi, start: datetime, end: datetime
-) -> dict[str, Figure]:
-    """``kpi`` per credited person id for handoffs in [start, end)."""
-    handoffs = session.scalars(
-        select(Handoff)
-        .options(selectinload(Handoff.verdict))
-        .where(
-            Handoff.system == system,
-            Handoff.boundary == kpi.boundary.replace("->", "→"),
-            Handoff.handed_at >= start,
-            Handoff.handed_at < end,
-        )
-    ).all()
-    obj = handoffs[0].object if handoffs else ""
-    fields = _records(session, system, obj, {h.record_id for h in handoffs}) if handoffs else {}
-    related: dict[str, dict[str, dict[str, Any]]] = {}
-    if kpi.where and kpi.where.related:
-        lookup = config.related.get(obj, {}).get(kpi.where.related, "")
-        rel_ids = {str(f[lookup]) for f in fields.values() if f.get(lookup)}
-        related[kpi.where.related] = _records(session, system, kpi.where.related, rel_ids)
-    reached = (
-        _reached(session, config, system, obj, kpi.where.became)
-        if kpi.where and kpi.where.became
-        else set()
-    )
-    num: dict[str, float] = defaultdict(float)
-    den: dict[str, float] = defaultdict(float)
-    for h in handoffs:
-        person = h.sender_id if kpi.credit == "sender" else h.receiver_id
-        if person is None or h.record_id not in fields:
-            continue  # deleted records no longer count
-        f = fields[h.record_id]
-        den[person] += 1
-        if kpi.kind == "count":
-            num[person] += 1
-        elif kpi.kind == "sum":
-            try:
-                num[person] += float(f.get(kpi.field or "") or 0)
-            except (TypeError, ValueError):
-                pass
-        elif _success(kpi, h, f, related, reached, config):
-            num[person] += 1
-    out = {}
-    for person in den:
-        value = num[person] / den[person] if kpi.kind == "rate" else num[person]
-        out[person] = Figure(value, num[person], den[person])
-    return out
-
-
-def roll_up(
-    kpi: Kpi, per_person: dict[str, Figure], depts: dict[str, str | None]
+def kpi_figures(
+    ctx: Context, kpi: Kpi, period: str, subjects: Subjects, grouped_rows: Rows | None = None
 ) -> dict[tuple[str, str], Figure]:
-    """Per-person figures plus department and org totals, keyed (subject kind, subject id)."""
-    out: dict[tuple[str, str], Figure] = {("person", p): f for p, f in per_person.items()}
-    groups: dict[tuple[str, str], list[Figure]] = defaultdict(list)
-    for person, fig in per_person.items():
-        groups[("org", ORG)].append(fig)
-        if depts.get(person):
-            groups[("department", str(depts[person]))].append(fig)
-    for key, figs in groups.items():
-        n = sum(f.numerator for f in figs)
-        d = sum(f.denominator for f in figs)
-        value = (n / d if d else None) if kpi.kind == "rate" else n
-        out[key] = Figure(value, n, d)
-    return out
+    """``kpi`` in ``period`` for every person, team, department and the org with events."""
+    q = event_query(ctx, kpi, period)
+    rows: Iterable[tuple[str | None, str | None, list[float], float]]
+    if grouped_rows is not None:
+        rows = grouped_rows
+    elif kpi.kind in (KpiKind.DURATION, KpiKind.SLA):
+        rows = (
+            (r.person, r.dept, [n], d)
+            for r in ctx.session.execute(q)
+            for n, d in [measure(ctx, kpi, r)]
+            if n is not None and d is not None
+        )
+    else:
+        sub = q.subquery("events")
+        grouped = select(
+            sub.c.person, sub.c.dept, func.sum(sub.c.num), func.sum(sub.c.den)
+        ).group_by(sub.c.person, sub.c.dept)
+        rows = (
+            (p, d, [float(n or 0)], float(den or 0))
+            for p, d, n, den in ctx.session.execute(grouped)
+        )
+    nums: dict[tuple[str, str], list[float]] = defaultdict(list)
+    dens: dict[tuple[str, str], float] = defaultdict(float)
+    for person, dept, n, d in rows:
+        keys = [("org", ORG)]
+        if person is not None:
+            keys.append(("person", person))
+            team = subjects.teams.get(person)
+            if team:
+                keys.append(("team", team))
+        department = dept or (subjects.departments.get(person) if person else None)
+        if department:
+            keys.append(("department", department))
+        for key in keys:
+            nums[key].extend(n)
+            dens[key] += d
+    return {key: _figure(kpi, nums[key], dens[key]) for key in dens}
+
+
+def target_for(
+    book: KpiBook, kpi_id: str, kind: str, subject: str, subjects: Subjects
+) -> float | None:
+    """The target of a person (own override, else team's, else department's goal) or a team."""
+    if kind == "team":
+        return book.targets.teams.get(subject, {}).get(kpi_id)
+    if kind != "person":
+        return None
+    if kpi_id in book.targets.people.get(subject, {}):
+        return book.targets.people[subject][kpi_id]
+    team = subjects.teams.get(subject)
+    if team and kpi_id in book.targets.teams.get(team, {}):
+        return book.targets.teams[team][kpi_id]
+    goal = book.goals.get(subjects.departments.get(subject) or "")
+    if goal is None:
+        return None
+    item = goal.own.get(kpi_id) or goal.neighbour.get(kpi_id)
+    return None if item is None else item.target
 
 
 def compute_period(
-    session: Session, config: Config, system: str, book: KpiBook, period: str
+    ctx: Context,
+    kpis: Sequence[Kpi],
+    period: str,
+    prefetched: Mapping[str, Mapping[str, Rows]] | None = None,
 ) -> int:
-    """Recompute every KPI for ``period``; returns how many stored values changed."""
-    tz = ZoneInfo(config.calendar.timezone)
-    start, end = bounds(period, book.fiscal_year_start, tz)
-    depts = dict(
-        session.execute(
-            select(Person.user_id, Person.department).where(Person.system == system)
-        ).all()
-    )
+    """Recompute ``kpis`` for ``period``; write only what changed, drop figures that vanished
+    (a deleted record's sender has nothing left); returns how many stored rows changed."""
+    if not kpis:
+        return 0
+    session, system = ctx.session, ctx.system
+    subjects = Subjects.load(session, system)
+    ids = [k.id for k in kpis]
     existing = {
-        (v.kpi_id, v.subject_kind, v.subject_id): (v.value, v.numerator, v.denominator)
+        (v.kpi_id, v.subject_kind, v.subject_id): (v.value, v.numerator, v.denominator, v.target)
         for v in session.scalars(
-            select(KpiValue).where(KpiValue.system == system, KpiValue.period == period)
+            select(KpiValue).where(
+                KpiValue.system == system, KpiValue.period == period, KpiValue.kpi_id.in_(ids)
+            )
         )
     }
     rows = []
-    for kpi in book.kpis.values():
-        per_person = figures(session, config, system, kpi, start, end)
-        for (kind, subject), fig in roll_up(kpi, per_person, depts).items():
+    fresh: set[tuple[str, str, str]] = set()
+    for kpi in kpis:
+        pre = (prefetched or {}).get(kpi.id, {}).get(period)
+        for (kind, subject), fig in kpi_figures(ctx, kpi, period, subjects, pre).items():
             key = (kpi.id, kind, subject)
-            if existing.get(key) == (fig.value, fig.numerator, fig.denominator):
+            fresh.add(key)
+            target = target_for(ctx.book, kpi.id, kind, subject, subjects)
+            if existing.get(key) == (fig.value, fig.numerator, fig.denominator, target):
                 continue
             rows.append(
                 {
@@ -194,6 +631,8 @@ def compute_period(
                     "value": fig.value,
                     "numerator": fig.numerator,
                     "denominator": fig.denominator,
+                    "target": target,
+                    "computed_at": ctx.now,
                 }
             )
     upsert(
@@ -201,6 +640,100 @@ def compute_period(
         KpiValue,
         rows,
         ["system", "kpi_id", "subject_kind", "subject_id", "period"],
-        ["value", "numerator", "denominator"],
+        ["value", "numerator", "denominator", "target", "computed_at"],
     )
-    return len(rows)
+    gone = [k for k in existing if k not in fresh]
+    for start in range(0, len(gone), 300):
+        chunk = gone[start : start + 300]
+        session.execute(
+            delete(KpiValue).where(
+                KpiValue.system == system,
+                KpiValue.period == period,
+                tuple_(KpiValue.kpi_id, KpiValue.subject_kind, KpiValue.subject_id).in_(chunk),
+            )
+        )
+    return len(rows) + len(gone)
+
+
+def explain_rows(ctx: Context, kpi: Kpi, period: str, person: str | None) -> list[EventRow]:
+    """The events behind ``kpi``'s figure in ``period`` for ``person`` (``None``: everyone)."""
+    q = event_query(ctx, kpi, period)
+    if person is not None:
+        sub = q.subquery("events")
+        q = select(sub).where(sub.c.person == person)
+    out = []
+    obj = ctx.book.event_objects[kpi.id]
+    for r in ctx.session.execute(q.order_by("at", "record_id")):
+        n, d = measure(ctx, kpi, r)
+        out.append(EventRow(r.record_id, obj, r.at, r.person, r.dept, n, d))
+    return out
+
+
+def touched_instants(ctx: Context, since: datetime) -> list[datetime]:
+    """Times of events whose figures may have changed since ``since``: handoffs detected or
+    judged, records synced (their handoffs and their dates), records pointing at those."""
+    session, system = ctx.session, ctx.system
+    out: list[datetime] = list(
+        session.scalars(
+            select(Handoff.handed_at).where(Handoff.system == system, Handoff.detected_at >= since)
+        )
+    )
+    out += session.scalars(
+        select(Handoff.handed_at)
+        .join(Verdict, Verdict.handoff_id == Handoff.id)
+        .where(Handoff.system == system, Verdict.evaluated_at >= since)
+    )
+    changed: dict[str, set[str]] = defaultdict(set)
+    date_fields = {k.events.at for k in ctx.book.kpis.values() if k.events.at is not None} | {
+        k.until for k in ctx.book.kpis.values() if k.until
+    }
+    for obj, rid, fields in session.execute(
+        select(Record.object, Record.record_id, Record.fields).where(
+            Record.system == system, Record.synced_at >= since
+        )
+    ):
+        changed[obj].add(rid)
+        for name in date_fields:
+            at = _instant(fields.get(name)) if isinstance(fields.get(name), str) else None
+            if at is not None:
+                out.append(at)
+        # A deal that changed can change its lead's conversion: follow its lookups back.
+        for rel, lookup in ctx.config.related.get(obj, {}).items():
+            if fields.get(lookup):
+                changed[rel].add(str(fields[lookup]))
+    # Records pointing at a changed record (a won deal's account churned).
+    for obj, links in ctx.config.related.items():
+        for rel, lookup in links.items():
+            if changed.get(rel):
+                ids = sorted(changed[rel])
+                for start in range(0, len(ids), 500):
+                    out_ids = session.scalars(
+                        select(Record.record_id).where(
+                            Record.system == system,
+                            Record.object == obj,
+                            _text(Record, lookup).in_(ids[start : start + 500]),
+                        )
+                    )
+                    changed[obj].update(out_ids)
+    for obj, idset in changed.items():
+        ids = sorted(idset)
+        for start in range(0, len(ids), 500):
+            out += session.scalars(
+                select(Handoff.handed_at).where(
+                    Handoff.system == system,
+                    Handoff.object == obj,
+                    Handoff.record_id.in_(ids[start : start + 500]),
+                )
+            )
+    return out
+
+
+def longest_window(book: KpiBook) -> timedelta:
+    """The longest cohort window of any KPI: a conversion today changes figures that far back."""
+    days = [
+        c.within_days or 0
+        for k in book.kpis.values()
+        for c in (*k.where, *k.success)
+        if c.reached is not None
+    ]
+    return timedelta(days=max(days, default=0))

@@ -89,6 +89,8 @@ class Person(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     email: Mapped[str] = mapped_column(String(200), default="")
     department: Mapped[str | None] = mapped_column(String(4), nullable=True)
+    team: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    """A team within the department (KPIs roll up per team); ``None`` when the CRM has none."""
 
 
 class Transition(Base):
