@@ -22,8 +22,6 @@ from sqlalchemy import func, select
 
 from tasuki.catalog import catalog
 from tasuki.kpis.engine import (
-    Context,
-    EventRow,
     Subjects,
     compute_period,
     dated_rows,
@@ -34,6 +32,7 @@ from tasuki.kpis.engine import (
     touched_instants,
 )
 from tasuki.kpis.periods import containing, kind_of, period_of, previous, spanning
+from tasuki.kpis.query import Context, EventRow
 from tasuki.kpis.schema import Kpi, KpiBook, load_kpibook
 from tasuki.settings import Settings
 from tasuki.store.db import Store

@@ -22,36 +22,22 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
-    ColumnElement,
-    Float,
-    Select,
-    and_,
-    case,
-    cast,
     delete,
-    exists,
     func,
-    literal,
-    null,
-    or_,
     select,
     tuple_,
 )
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import Session, aliased
-from sqlalchemy.sql.expression import FunctionElement
+from sqlalchemy.orm import Session
 
-from tasuki.calendar import BusinessCalendar
 from tasuki.kpis.periods import bounds, period_of
-from tasuki.kpis.schema import Condition, Kpi, KpiBook, KpiKind
-from tasuki.settings import Config
-from tasuki.store.models import Handoff, KpiValue, Person, Record, Transition, UTCDateTime, Verdict
+from tasuki.kpis.query import Context, EventQuery, EventRow, event_query, text_field
+from tasuki.kpis.schema import Kpi, KpiBook, KpiKind
+from tasuki.store.models import Handoff, KpiValue, Person, Record, Verdict
 from tasuki.store.upsert import upsert
 
 ORG = "org"
@@ -65,28 +51,6 @@ DECIMALS = 9
 unchanged figure is never rewritten because of float noise."""
 
 
-class plus_days(FunctionElement[datetime]):
-    """``instant + n days`` on either database (SQLite has no interval type)."""
-
-    type = UTCDateTime()
-    inherit_cache = True
-
-
-@compiles(plus_days, "sqlite")
-def _plus_days_sqlite(element: plus_days, compiler: Any, **kw: Any) -> str:
-    instant, days = list(element.clauses)
-    # The same text shape SQLAlchemy stores SQLite datetimes in, so comparisons stay textual.
-    at, n = compiler.process(instant, **kw), compiler.process(days, **kw)
-    return f"strftime('%Y-%m-%d %H:%M:%f000', {at}, '+' || {n} || ' days')"
-
-
-@compiles(plus_days, "postgresql")
-def _plus_days_pg(element: plus_days, compiler: Any, **kw: Any) -> str:
-    instant, days = list(element.clauses)
-    at, n = compiler.process(instant, **kw), compiler.process(days, **kw)
-    return f"({at} + make_interval(days => {n}))"
-
-
 @dataclass(frozen=True)
 class Figure:
     """One KPI's value for one subject: ``value`` is numerator / denominator for ratios."""
@@ -94,322 +58,6 @@ class Figure:
     value: float | None
     numerator: float | None
     denominator: float | None
-
-
-@dataclass(frozen=True)
-class EventRow:
-    """One event behind a figure, as ``kpi explain`` lists it."""
-
-    record_id: str
-    object: str
-    at: datetime | str | None
-    person: str | None
-    department: str | None
-    numerator: float | None
-    """What the event adds to the numerator (1/0 for rates, the amount for sums, hours for
-    durations); ``None`` when it does not count (a pending SLA)."""
-    denominator: float | None
-
-
-@dataclass
-class Context:
-    """What every query of one computation needs."""
-
-    session: Session
-    config: Config
-    book: KpiBook
-    system: str
-    now: datetime
-    calendar: BusinessCalendar = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.calendar = BusinessCalendar.from_config(self.config.calendar)
-
-    @property
-    def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.config.calendar.timezone)
-
-    def lookup(self, obj: str, related: str) -> str:
-        """The field of ``obj`` that holds the id of its ``related`` record."""
-        return self.config.related[obj][related]
-
-
-def _text(rec: Any, name: str) -> ColumnElement[str]:
-    expr: ColumnElement[str] = rec.fields[name].as_string()
-    return expr
-
-
-def _number(rec: Any, name: str) -> ColumnElement[float]:
-    return cast(func.nullif(_text(rec, name), ""), Float)
-
-
-def _iso(at: datetime) -> str:
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
-
-
-def _text_in_period(s: ColumnElement[str], start: datetime, end: datetime, tz: ZoneInfo) -> Any:
-    """An ISO text field (UTC instant, or a plain local date) inside [start, end)."""
-    first, last = start.astimezone(tz).date().isoformat(), end.astimezone(tz).date().isoformat()
-    return or_(
-        and_(func.length(s) == 10, s >= first, s < last),
-        and_(func.length(s) > 10, s >= _iso(start), s < _iso(end)),
-    )
-
-
-def _equals_any(s: ColumnElement[str], values: Sequence[str]) -> Any:
-    expanded: list[str] = []
-    for v in values:
-        # JSON booleans read back as 'true' on PostgreSQL and '1' on SQLite.
-        expanded += {"true": ["true", "1"], "false": ["false", "0"]}.get(v.lower(), [v])
-    return s.in_(expanded)
-
-
-class _Query:
-    """Builds the event query of one KPI for one period."""
-
-    def __init__(self, ctx: Context, kpi: Kpi, start: datetime, end: datetime) -> None:
-        self.ctx = ctx
-        self.kpi = kpi
-        self.start = start
-        self.end = end
-        self.obj = ctx.book.event_objects[kpi.id]
-        self.rec = aliased(Record, name="rec")
-        self.handoff: Any = None
-        self.related: dict[str, Any] = {}
-        self.ctes: list[Any] = []
-        self.event_source: tuple[Any, Any, Any, list[Any]] = (None, None, None, [])
-
-    def build(self) -> Select[Any]:
-        ev = self.kpi.events
-        rec = self.rec
-        ctx = self.ctx
-        rec_on = and_(
-            rec.system == ctx.system,
-            rec.object == self.obj,
-            rec.deleted.is_(False),
-        )
-        dept: ColumnElement[Any] = null()
-        if ev.handoffs is not None:
-            ranked = (
-                select(
-                    Handoff.id,
-                    Handoff.record_id,
-                    Handoff.sender_id,
-                    Handoff.receiver_id,
-                    Handoff.sender_department,
-                    Handoff.receiver_department,
-                    Handoff.handed_at,
-                    func.row_number()
-                    .over(
-                        partition_by=Handoff.record_id,
-                        order_by=(Handoff.handed_at.desc(), Handoff.id.desc()),
-                    )
-                    .label("rn"),
-                )
-                .where(*self._handoff_filters())
-                .subquery("h")
-            )
-            h = self.handoff = ranked.c
-            self.event_source = (Handoff, Handoff.handed_at, ranked.c.id, self._handoff_filters())
-            q = select().select_from(ranked).join(rec, and_(rec_on, rec.record_id == h.record_id))
-            q = q.where(h.rn == 1)
-            at: ColumnElement[Any] = h.handed_at
-            if self.kpi.credit == "sender":
-                person: ColumnElement[Any] = h.sender_id
-                dept = h.sender_department
-            elif self.kpi.credit == "receiver":
-                person, dept = h.receiver_id, h.receiver_department
-            else:
-                person = _text(rec, self.kpi.credit)
-        elif ev.transitions is not None:
-            ranked = (
-                select(
-                    Transition.id,
-                    Transition.record_id,
-                    Transition.at,
-                    Transition.by,
-                    func.row_number()
-                    .over(
-                        partition_by=Transition.record_id,
-                        order_by=(Transition.at.desc(), Transition.id.desc()),
-                    )
-                    .label("rn"),
-                )
-                .where(*self._transition_filters())
-                .subquery("t")
-            )
-            t = ranked.c
-            self.event_source = (Transition, Transition.at, ranked.c.id, self._transition_filters())
-            q = select().select_from(ranked).join(rec, and_(rec_on, rec.record_id == t.record_id))
-            q = q.where(t.rn == 1)
-            at = t.at
-            person = t.by if self.kpi.credit == "by" else _text(rec, self.kpi.credit)
-        else:
-            assert ev.at is not None
-            at = _text(rec, ev.at)
-            q = select().select_from(rec).where(rec_on, _text_in_period(at, *self._span()))
-            person = _text(rec, self.kpi.credit)
-        for c in self.kpi.where:
-            q = q.where(self._condition(c, at))
-        num, den = self._contribution(at)
-        until: ColumnElement[Any] = (
-            _text(rec, self.kpi.until) if self.kpi.until is not None else null()
-        )
-        q = q.add_columns(
-            person.label("person"),
-            dept.label("dept"),
-            rec.record_id.label("record_id"),
-            at.label("at"),
-            num.label("num"),
-            den.label("den"),
-            until.label("until"),
-        )
-        for alias, on in self.related.values():
-            q = q.outerjoin(alias, on)
-        return q
-
-    def _handoff_filters(self) -> list[Any]:
-        return [
-            Handoff.system == self.ctx.system,
-            Handoff.boundary == self.kpi.events.handoffs,
-            Handoff.handed_at >= self.start,
-            Handoff.handed_at < self.end,
-        ]
-
-    def _transition_filters(self) -> list[Any]:
-        ev = self.kpi.events
-        assert ev.transitions is not None
-        return [
-            Transition.system == self.ctx.system,
-            Transition.object == self.obj,
-            Transition.field == ev.transitions.partition(".")[2],
-            Transition.at >= self.start,
-            Transition.at < self.end,
-            *([Transition.new == ev.to] if ev.to is not None else []),
-        ]
-
-    def _span(self) -> tuple[datetime, datetime, ZoneInfo]:
-        return self.start, self.end, self.ctx.tz
-
-    def _related(self, name: str) -> Any:
-        if name not in self.related:
-            alias = aliased(Record, name=f"rel_{name}")
-            on = and_(
-                alias.system == self.ctx.system,
-                alias.object == name,
-                alias.deleted.is_(False),
-                alias.record_id == _text(self.rec, self.ctx.lookup(self.obj, name)),
-            )
-            self.related[name] = (alias, on)
-        return self.related[name][0]
-
-    def _condition(self, c: Condition, at: ColumnElement[Any]) -> ColumnElement[bool]:
-        if c.field is not None:
-            rec = self._related(c.related) if c.related is not None else self.rec
-            s = _text(rec, c.field)
-            if c.equals is not None:
-                return and_(s.is_not(None), _equals_any(s, [c.equals]))
-            if c.in_ is not None:
-                return and_(s.is_not(None), _equals_any(s, c.in_))
-            if c.not_in is not None:
-                return or_(s.is_(None), ~_equals_any(s, c.not_in))
-            is_set = and_(s.is_not(None), s != "")
-            return is_set if c.is_set else ~is_set
-        if c.verdict is not None:
-            h = self.handoff
-            judged: ColumnElement[bool] = exists().where(
-                Verdict.handoff_id == h.id, Verdict.outcome == c.verdict
-            )
-            return judged
-        assert c.reached is not None
-        reached: ColumnElement[bool] = self._reached(c.reached, c.within_days, at)
-        return reached
-
-    def _reached(self, boundary: str, days: int | None, at: ColumnElement[Any]) -> Any:
-        """The event's record, or a record whose lookup points at it, crossed ``boundary`` at
-        or after the event (and within ``days`` of it)."""
-        ctx = self.ctx
-        target = next((b.object for b in ctx.config.boundaries if b.id == boundary), None)
-        if target is None:
-            return literal(False)
-        timed = self.kpi.events.records is None
-        h2 = aliased(Handoff, name="reached")
-        if target == self.obj:
-            # The unique index on handoffs (system, boundary, record_id, handed_at) answers this.
-            conds: list[Any] = [
-                h2.system == ctx.system,
-                h2.boundary == boundary,
-                h2.record_id == self.rec.record_id,
-            ]
-            if timed:
-                conds.append(h2.handed_at >= at)
-                if days is not None:
-                    conds.append(h2.handed_at < plus_days(at, literal(days)))
-            return select(h2.id).where(*conds).exists()
-        # A record pointing at ours (a deal's lead_id): no index can serve a JSON lookup, so the
-        # crossings of the period's reach are materialised once as (target id, time) and probed
-        # (both databases hash or auto-index the materialised table).
-        r2 = aliased(Record, name="reached_rec")
-        window = [h2.system == ctx.system, h2.boundary == boundary]
-        if timed:
-            window.append(h2.handed_at >= self.start)
-            if days is not None:
-                window.append(h2.handed_at < self.end + timedelta(days=days))
-        reach = (
-            select(
-                _text(r2, ctx.lookup(target, self.obj)).label("target_id"),
-                h2.handed_at.label("reached_at"),
-            )
-            .join(
-                r2,
-                and_(
-                    r2.system == h2.system,
-                    r2.object == target,
-                    r2.record_id == h2.record_id,
-                    r2.deleted.is_(False),
-                ),
-            )
-            .where(*window)
-            .cte(f"reach_{len(self.ctes)}")
-            .prefix_with("MATERIALIZED")
-        )
-        self.ctes.append(reach)
-        if not timed:
-            return self.rec.record_id.in_(select(reach.c.target_id))
-        # Uncorrelated on purpose: the events that reached in time are found in one join and
-        # probed by id (a correlated probe re-built SQLite's automatic index for every event).
-        model, event_at, event_id, filters = self.event_source
-        window_ok = [reach.c.reached_at >= event_at]
-        if days is not None:
-            window_ok.append(reach.c.reached_at < plus_days(event_at, literal(days)))
-        hits = (
-            select(model.id)
-            .join(reach, reach.c.target_id == model.record_id)
-            .where(*filters, *window_ok)
-        )
-        return event_id.in_(hits)
-
-    def _contribution(self, at: ColumnElement[Any]) -> tuple[ColumnElement[Any], Any]:
-        kind = self.kpi.kind
-        one = literal(1.0, Float)
-        if kind == KpiKind.COUNT:
-            return one, one
-        if kind == KpiKind.SUM:
-            assert self.kpi.value is not None
-            return func.coalesce(_number(self.rec, self.kpi.value), 0.0), one
-        if kind == KpiKind.RATE:
-            hit = and_(*(self._condition(c, at) for c in self.kpi.success))
-            return case((hit, 1.0), else_=0.0), one
-        if kind == KpiKind.HANDOFF_PASS_RATE:
-            passed = self._condition(Condition(verdict="passed"), at)
-            return case((passed, 1.0), else_=0.0), one
-        return null(), one  # duration, sla: measured in Python from ``at`` and ``until``
-
-
-def event_query(ctx: Context, kpi: Kpi, period: str) -> Select[Any]:
-    """One row per event of ``kpi`` in ``period``: person, dept, record_id, at, num, den, until."""
-    start, end = bounds(period, ctx.book.fiscal_year_start, ctx.tz)
-    return _Query(ctx, kpi, start, end).build()
 
 
 def _instant(value: datetime | str | None) -> datetime | None:
@@ -499,7 +147,7 @@ def dated_rows(ctx: Context, kpi: Kpi, periods: Sequence[str]) -> dict[str, Rows
     are placed into periods here."""
     fy, tz = ctx.book.fiscal_year_start, ctx.tz
     spans = [bounds(p, fy, tz) for p in periods]
-    q = _Query(ctx, kpi, min(a for a, _ in spans), max(b for _, b in spans)).build()
+    q = EventQuery(ctx, kpi, min(a for a, _ in spans), max(b for _, b in spans)).build()
     sub = q.subquery("events")
     when = func.substr(sub.c.at, 1, 16)
     grouped = select(
@@ -711,7 +359,7 @@ def touched_instants(ctx: Context, since: datetime) -> list[datetime]:
                         select(Record.record_id).where(
                             Record.system == system,
                             Record.object == obj,
-                            _text(Record, lookup).in_(ids[start : start + 500]),
+                            text_field(Record, lookup).in_(ids[start : start + 500]),
                         )
                     )
                     changed[obj].update(out_ids)
