@@ -45,39 +45,32 @@ def job_queue(settings: Settings, connection: redis.Redis | None = None) -> Queu
     return Queue(settings.config.queue_name, connection=connection or connect(settings))
 
 
+_WAITING = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
+
+
 def enqueue_once(queue: Queue, job_id: str, func: str, **kwargs: Any) -> Job | None:
     """Enqueue unless an identical job is already waiting; ``None`` when merged into that one.
 
-    A job that already started may have read the record before this change, so a second job
-    with a fresh id is queued then.
+    A job that already started (or failed) may have read the record before this change, so the
+    work goes to a follow-up job, ``<id>-next``, which later notices merge into in turn; only
+    when that one has started too does a job with a fresh id go in.
     """
     job_id = job_id.replace(":", "-")  # rq 3 takes only letters, digits, "_" and "-" in ids
+    options: dict[str, Any] = {
+        "kwargs": kwargs,
+        "result_ttl": 0,
+        "failure_ttl": 7 * 24 * 3600,
+        "retry": SYNC_RETRY,
+    }
     try:
-        return queue.enqueue(
-            func,
-            kwargs=kwargs,
-            job_id=job_id,
-            unique=True,
-            result_ttl=0,
-            failure_ttl=7 * 24 * 3600,
-            retry=SYNC_RETRY,
-        )
-    except DuplicateJobError:
-        existing = queue.fetch_job(job_id)
-        if existing is not None and existing.get_status() in (
-            JobStatus.QUEUED,
-            JobStatus.SCHEDULED,
-            JobStatus.DEFERRED,
-        ):
-            return None
-        return queue.enqueue(
-            func,
-            kwargs=kwargs,
-            job_id=f"{job_id}-{uuid.uuid4().hex[:8]}",
-            result_ttl=0,
-            failure_ttl=7 * 24 * 3600,
-            retry=SYNC_RETRY,
-        )
+        for candidate in (job_id, f"{job_id}-next"):
+            try:
+                return queue.enqueue(func, job_id=candidate, unique=True, **options)
+            except DuplicateJobError:
+                existing = queue.fetch_job(candidate)
+                if existing is not None and existing.get_status() in _WAITING:
+                    return None
+        return queue.enqueue(func, job_id=f"{job_id}-{uuid.uuid4().hex[:8]}", **options)
     except redis.RedisError as exc:
         raise QueueUnavailable(f"queue unreachable: {type(exc).__name__}") from None
 
