@@ -51,10 +51,7 @@ class Runtime:
     @cached_property
     def rulebook(self) -> Rulebook:
         """The rules named in the config, validated (a bad file raises ConfigError)."""
-        from rules import load_rulebook
-        from tasuki.catalog import catalog
-
-        return load_rulebook(self.settings.rule_paths, catalog(self.settings.config))
+        return load_rules(self.settings)
 
     @cached_property
     def calendar(self) -> BusinessCalendar:
@@ -79,12 +76,18 @@ class Runtime:
 def validate(settings: Settings) -> None:
     """Load every file the config names (rules, KPIs): a broken one raises ConfigError with all
     its problems now, before the process takes any work."""
-    from rules import load_rulebook
     from tasuki import kpis
+
+    load_rules(settings)
+    kpis.book(settings)
+
+
+def load_rules(settings: Settings) -> Rulebook:
+    """The rules named in the config, validated (a bad file raises ConfigError)."""
+    from rules import load_rulebook
     from tasuki.catalog import catalog
 
-    load_rulebook(settings.rule_paths, catalog(settings.config))
-    kpis.book(settings)
+    return load_rulebook(settings.rule_paths, catalog(settings.config))
 
 
 def build(settings: Settings | None = None, *, connector: Connector | None = None) -> Runtime:

@@ -44,6 +44,11 @@ EnqueueNew = Callable[[list[str]], object]
 ``redis.RedisError``) when it cannot. Its return value is ignored."""
 
 
+def sign_hmac_sha256_hex(secret: str, body: bytes) -> str:
+    """The hex HMAC-SHA256 of ``body`` under ``secret``: what a sender puts in its header."""
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
 def verify_hmac_sha256_hex(secret: SecretStr, body: bytes, signature: str | None) -> bool:
     """True when ``signature`` is the hex HMAC-SHA256 of ``body`` under ``secret``.
 
@@ -53,7 +58,7 @@ def verify_hmac_sha256_hex(secret: SecretStr, body: bytes, signature: str | None
     if not signature:
         return False
     given = signature.strip().removeprefix("sha256=").lower()
-    expected = hmac.new(secret.get_secret_value().encode(), body, hashlib.sha256).hexdigest()
+    expected = sign_hmac_sha256_hex(secret.get_secret_value(), body)
     # Bytes, not str: compare_digest refuses non-ASCII str, and a header may hold any latin-1.
     return hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode())
 

@@ -9,8 +9,6 @@ Bad signature 401, malformed body 400 naming what is wrong, queue or store down 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import re
 from typing import Any
@@ -18,7 +16,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from pydantic import SecretStr
 
-from webhooks.intake import Intake, Work, verify_hmac_sha256_hex
+from webhooks.intake import Intake, Work, sign_hmac_sha256_hex, verify_hmac_sha256_hex
 
 PROVIDER = "local"
 SIGNATURE_HEADER = "X-Tasuki-Signature"
@@ -32,10 +30,8 @@ OBJECT_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
 """A CRM object name: it becomes part of a job id, which rq limits to these characters."""
 _NOTICE_KEYS = frozenset({"id", "object", "record_ids", "changed_by"})
 
-
-def sign(secret: str, body: bytes) -> str:
-    """The signature a sender puts in ``X-Tasuki-Signature`` for ``body``."""
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+sign = sign_hmac_sha256_hex
+"""The signature a sender puts in ``X-Tasuki-Signature`` for a body (the demo and tests sign)."""
 
 
 class BadNotices(ValueError):

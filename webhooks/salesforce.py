@@ -22,8 +22,6 @@ No CRM is called here.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -37,7 +35,7 @@ from tasuki.mapping import Mapper
 from tasuki.queue import job_queue
 from tasuki.settings import Settings
 from tasuki.store.db import Store
-from webhooks.intake import Intake
+from webhooks.intake import Intake, verify_hmac_sha256_hex
 from webhooks.intake import Work as IntakeWork
 from webhooks.salesforce_messages import (
     ACK,
@@ -61,14 +59,6 @@ class Work:
     delivery_id: str
     object: str
     record_ids: Sequence[str]
-
-
-def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
-    """Whether ``header`` is ``sha256=`` + the hex HMAC-SHA256 of ``body`` under ``secret``."""
-    if not header:
-        return False
-    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(header.removeprefix("sha256=").strip().lower(), expected)
 
 
 def _written(settings: Settings) -> dict[str, set[str]]:
@@ -142,7 +132,7 @@ def blueprint(
         if secret is None:
             return jsonify(error="TASUKI_WEBHOOK_SECRET is not set"), 503
         body = request.get_data(cache=False)
-        if not signature_ok(secret.get_secret_value(), body, request.headers.get(SIGNATURE_HEADER)):
+        if not verify_hmac_sha256_hex(secret, body, request.headers.get(SIGNATURE_HEADER)):
             return jsonify(error="bad or missing signature"), 401
         try:
             events = parse_change_events(json.loads(body))
