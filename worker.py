@@ -7,7 +7,8 @@ write-back waits in the queue, further requests join it instead of adding calls.
     sync_records(object, ids)   webhook notice → fetch → snapshot → handoffs → verdicts
     reconcile(object=None)      the same from the sync cursor: catches whatever webhooks missed
     sla_sweep()                 re-judges recent handoffs whose SLA may have run out
-    compute_kpis()              KPI values for the periods that changed
+    compute_kpis()              KPI values for the periods that changed (hourly and on change)
+    recompute_closed_period()   nightly: the previous period in full
     write_back()                desired values → ledger diff → batched CRM writes
     ingest_recording(provider, payload)   a MiiTel / Zoom delivery → a kept recording
     match_recordings()          links pending recordings to CRM records, re-judges those records
@@ -156,21 +157,34 @@ def compute_kpis() -> dict[str, int]:
     return {"kpi_values_changed": changed}
 
 
+def recompute_closed_period() -> dict[str, int]:
+    """Nightly: recompute the previous period in full, whatever the change detection saw (a
+    safety net for the period people are judged on), and queue write-back if anything moved."""
+    from tasuki import kpis
+
+    rt = runtime.current()
+    closed = kpis.pushed_periods(rt.settings, utcnow())[0]
+    changed = kpis.compute(rt.store, rt.settings, now=utcnow(), periods=[closed])
+    if changed:
+        enqueue_write_back(job_queue(rt.settings, rt.redis_connection))
+    return {"kpi_values_changed": changed}
+
+
 QUOTA_RETRY = timedelta(hours=1)
 """When the CRM's daily API budget is past its share, deferred writes are tried again after this."""
 
 
 def desired_values(rt: Runtime, *, urgent_only: bool = False) -> list[Any]:
     """Everything tasuki wants the CRM to hold: verdict and recording fields (urgent: people
-    work from them today) and, unless ``urgent_only``, each person's KPI fields."""
+    work from them today) and, unless ``urgent_only``, the KPIs of the current and the previous
+    period (user fields, KPI rows, record-level figures)."""
     from tasuki import kpis
 
     with rt.store.session() as session:
         desired = verdict_values(rt, session)
     desired.extend(recordings.desired(rt))
     if not urgent_only:
-        period = kpis.current_period(rt.settings)
-        desired.extend(kpis.desired_values(rt.store, rt.settings, period))
+        desired.extend(kpis.desired_values(rt.store, rt.settings, now=utcnow()))
     return desired
 
 

@@ -114,6 +114,17 @@ class Connector(Protocol):
         record, in order. A rejected record carries the CRM's own error code and message."""
         ...
 
+    def upsert_records(
+        self, object: str, key_field: str, writes: Sequence[RecordWrite]
+    ) -> list[WriteResult]:
+        """Create or update at most ``write_batch_size`` records in one call, each matched on the
+        external-id field ``key_field`` (a CRM field name) whose value is ``RecordWrite.record_id``;
+        the connector sends that value as ``key_field`` itself, ``values`` need not hold it. Not
+        all-or-none: one result per write, in order, its ``record_id`` the key value; a rejected
+        record carries the CRM's own error code and message. Used for tasuki's own objects (one
+        KPI row per person, KPI and period), whose CRM ids tasuki never needs to know."""
+        ...
+
     def users(self, fields: Sequence[str]) -> list[RawRecord]:
         """Every user (owner) of the CRM with the requested fields."""
         ...

@@ -465,6 +465,22 @@ class HubSpotConnector:
         """Update at most 100 records in one ``batch/update`` call (more only when HubSpot
         refuses the whole batch for one record: then halves are retried until it stands alone).
         One result per record, in order."""
+        return self._write(object, writes, None)
+
+    def upsert_records(
+        self, object: str, key_field: str, writes: Sequence[RecordWrite]
+    ) -> list[WriteResult]:
+        """Create or update at most 100 records in one ``batch/upsert`` call, each matched on the
+        unique-value property ``key_field`` (``idProperty``) whose value is ``record_id``; a
+        custom object is named by its objectTypeId (``2-1234567``) or fully qualified name. One
+        result per record, in order, keyed by the property's value."""
+        if any(not w.record_id for w in writes):
+            raise ValueError(f"every upsert needs a {key_field} value")
+        return self._write(object, writes, key_field)
+
+    def _write(
+        self, object: str, writes: Sequence[RecordWrite], key_field: str | None
+    ) -> list[WriteResult]:
         if len(writes) > BATCH_SIZE:
             raise ValueError(f"at most {BATCH_SIZE} records per write call")
         if not writes:
@@ -480,21 +496,31 @@ class HubSpotConnector:
                 for w in writes
             ]
         self._ensure_token()
-        by_id = {r.record_id: r for r in self._update(object, list(writes))}
+        by_id = {r.record_id: r for r in self._batch_write(object, list(writes), key_field)}
         return [by_id[w.record_id] for w in writes]
 
-    def _update(self, object: str, writes: list[RecordWrite]) -> list[WriteResult]:
-        payload = {
-            "inputs": [
-                {"id": w.record_id, "properties": {k: _text(v) for k, v in w.values.items()}}
-                for w in writes
-            ]
-        }
+    def _batch_write(
+        self, object: str, writes: list[RecordWrite], key_field: str | None
+    ) -> list[WriteResult]:
+        """One ``batch/update`` (by id) or ``batch/upsert`` (by ``key_field``) call; a batch
+        HubSpot refuses whole (400) is halved until the offending record stands alone."""
+        inputs: list[dict[str, Any]] = []
+        for w in writes:
+            props = {k: _text(v) for k, v in w.values.items()}
+            if key_field is None:
+                inputs.append({"id": w.record_id, "properties": props})
+            else:
+                # The key goes in the properties too: results echo it, and carry no input order.
+                props[key_field] = w.record_id
+                inputs.append({"idProperty": key_field, "id": w.record_id, "properties": props})
+        payload = {"inputs": inputs}
+        verb = "update" if key_field is None else "upsert"
+        call = self._batch.update if key_field is None else self._batch.upsert
         try:
             answer = self.api.send(
                 "write",
-                f"/crm/v3/objects/{object}/batch/update",
-                lambda timeout: self._batch.update(
+                f"/crm/v3/objects/{object}/batch/{verb}",
+                lambda timeout: call(
                     object, payload, _preload_content=False, _request_timeout=timeout
                 ),
             )
@@ -503,15 +529,23 @@ class HubSpotConnector:
                 raise
             if len(writes) > 1:
                 half = len(writes) // 2
-                return self._update(object, writes[:half]) + self._update(object, writes[half:])
+                return self._batch_write(object, writes[:half], key_field) + self._batch_write(
+                    object, writes[half:], key_field
+                )
             category, message = _category(exc.body)
             return [WriteResult(writes[0].record_id, False, category, message)]
-        return _write_results(writes, answer.body or {})
+        return _write_results(writes, answer.body or {}, key_field)
 
 
-def _write_results(writes: list[RecordWrite], body: Mapping[str, Any]) -> list[WriteResult]:
-    """Per-record results of a 200 or 207 ``batch/update`` answer."""
-    done = {str(r.get("id")) for r in body.get("results") or []}
+def _write_results(
+    writes: list[RecordWrite], body: Mapping[str, Any], key_field: str | None = None
+) -> list[WriteResult]:
+    """Per-record results of a 200 or 207 ``batch/update`` answer, or of ``batch/upsert`` (then
+    results are placed by their ``key_field`` property, errors by the ids in their context)."""
+    done = {
+        str(r.get("id") if key_field is None else (r.get("properties") or {}).get(key_field))
+        for r in body.get("results") or []
+    }
     failed: dict[str, WriteResult] = {}
     unplaced: list[tuple[str, str]] = []
     for error in body.get("errors") or []:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -321,6 +322,55 @@ class LocalCrm:
                 else:
                     self._apply(db, object, w.record_id, w.values, at=now, by=self.integration_user)
                     results.append(WriteResult(w.record_id, True))
+        return results
+
+    def upsert_records(
+        self, object: str, key_field: str, writes: Sequence[RecordWrite]
+    ) -> list[WriteResult]:
+        """One call creating or updating records matched on ``key_field``; each succeeds or fails
+        alone (unknown field, a key given twice in one call), like sObject Collections upsert."""
+        if len(writes) > self.write_batch_size:
+            raise ValueError(f"at most {self.write_batch_size} records per write call")
+        if not writes:
+            return []
+        self.calls.add("write")
+        now = datetime.now(UTC)
+        counts = Counter(w.record_id for w in writes)
+        results: list[WriteResult] = []
+        with self._tx() as db:
+            row = db.execute("SELECT fields FROM objects WHERE name=?", (object,)).fetchone()
+            known = set(json.loads(row[0])) if row else set()
+            for w in writes:
+                unknown = sorted((set(w.values) | {key_field}) - known)
+                if unknown:
+                    results.append(
+                        WriteResult(
+                            w.record_id,
+                            False,
+                            "INVALID_FIELD",
+                            f"No such column '{unknown[0]}' on entity '{object}'",
+                        )
+                    )
+                    continue
+                if counts[w.record_id] > 1:
+                    results.append(
+                        WriteResult(
+                            w.record_id,
+                            False,
+                            "DUPLICATE_EXTERNAL_ID",
+                            f"Duplicate external id specified: {w.record_id}",
+                        )
+                    )
+                    continue
+                found = db.execute(
+                    "SELECT id FROM records WHERE object=? AND deleted=0 "
+                    "AND json_extract(fields, ?) = ?",
+                    (object, f'$."{key_field}"', w.record_id),
+                ).fetchone()
+                record_id = str(found[0]) if found else f"{object[:3]}{self._next_seq(db):012d}"
+                values = {**w.values, key_field: w.record_id}
+                self._apply(db, object, record_id, values, at=now, by=self.integration_user)
+                results.append(WriteResult(w.record_id, True))
         return results
 
     def users(self, fields: Sequence[str]) -> list[RawRecord]:

@@ -5,6 +5,10 @@ cursor through ``queryAll`` on ``SystemModstamp`` (deletes included), paged by
 ``nextRecordsUrl``; field history from ``<Object>History`` / ``OpportunityFieldHistory``.
 Writes: sObject Collections ``PATCH composite/sobjects`` (200 records a call, ``allOrNone=false``,
 one SaveResult per record) and, from ``bulk_write_threshold`` records on, one Bulk API 2.0 job.
+Rows of tasuki's own objects (``Tasuki_KPI__c``) are upserted on their external-id field: sObject
+Collections ``PATCH composite/sobjects/<Object>/<ExternalIdField>`` (200 a call, one UpsertResult
+per record, ``created`` true or false) or one Bulk API 2.0 ``upsert`` job with
+``externalIdFieldName``.
 
 Every request has a timeout; every response's ``Sforce-Limit-Info`` updates :attr:`quota`; an
 expired session (401 ``INVALID_SESSION_ID``) is renewed once and the request retried. Failures
@@ -60,7 +64,7 @@ from connectors.salesforce_auth import (
     SalesforceAuth,
     http_session,
 )
-from connectors.salesforce_bulk import Polling, run_update_job
+from connectors.salesforce_bulk import Polling, run_update_job, run_upsert_job
 from connectors.salesforce_records import (
     HISTORY_FIELD_NAMES,
     ChangeCursor,
@@ -182,12 +186,20 @@ def _query_more(client: Salesforce, url: str, headers: dict[str, str]) -> dict[s
     return page
 
 
+def _key_field(key_field: str, writes: Sequence[RecordWrite]) -> str:
+    """``key_field`` checked to be an API name, once every write has a key value."""
+    if any(not w.record_id for w in writes):
+        raise ValueError(f"every upsert needs a {key_field} value")
+    return identifier(key_field)
+
+
 def _is_expired(exc: SalesforceExpiredSession) -> bool:
     return any(e.get("errorCode") == "INVALID_SESSION_ID" for e in _errors(exc.content))
 
 
 class SalesforceConnector:
-    """tasuki's connector to one Salesforce org (connectors.base.Connector and BulkWriter)."""
+    """tasuki's connector to one Salesforce org (connectors.base.Connector, BulkWriter and
+    BulkUpserter)."""
 
     system = "salesforce"
     read_batch_size = READ_BATCH_SIZE
@@ -469,6 +481,48 @@ class SalesforceConnector:
         self.calls.add("write")
         return run_update_job(
             self._send(None), identifier(object), writes, self.options.bulk_polling
+        )
+
+    def upsert_records(
+        self, object: str, key_field: str, writes: Sequence[RecordWrite]
+    ) -> list[WriteResult]:
+        """Create or update at most 200 records in one sObject Collections upsert, each matched on
+        the external-id field ``key_field`` whose value is ``record_id``; not all-or-none. Each
+        result's ``record_id`` is the key; a rejected record carries Salesforce's status code and
+        message. An empty key is refused before any call: a row without its key could never be
+        matched again."""
+        if len(writes) > self.write_batch_size:
+            raise ValueError(f"at most {self.write_batch_size} records per upsert call")
+        if not writes:
+            return []
+        obj, key = identifier(object), _key_field(key_field, writes)
+        records = [
+            {
+                "attributes": {"type": obj},
+                key: w.record_id,
+                **{identifier(k): v for k, v in w.values.items() if k.lower() != key.lower()},
+            }
+            for w in writes
+        ]
+        body = json.dumps({"allOrNone": False, "records": records}, default=str).encode()
+        path = f"composite/sobjects/{obj}/{key}"
+        results = self._send("write")("PATCH", path, body=body).json()
+        return [save_result(w.record_id, r) for w, r in zip(writes, results, strict=True)]
+
+    def upsert_bulk(
+        self, object: str, key_field: str, writes: Sequence[RecordWrite]
+    ) -> list[WriteResult]:
+        """Create or update any number of records matched on ``key_field`` through one Bulk API
+        2.0 upsert job (one write call); one result per write, in order, keyed by its value."""
+        if not writes:
+            return []
+        key = _key_field(key_field, writes)
+        for w in writes:
+            for name in w.values:
+                identifier(name)
+        self.calls.add("write")
+        return run_upsert_job(
+            self._send(None), identifier(object), key, writes, self.options.bulk_polling
         )
 
     def users(self, fields: Sequence[str]) -> list[RawRecord]:

@@ -117,6 +117,8 @@ def _show(console: Console, settings: Settings, outcome: object) -> None:
     }
     for k, v in writes.items():
         t.add_row(k, str(v))
+    for obj, (records, fields) in w.by_object.items():
+        t.add_row(f"  {obj}: records / fields", f"{records} / {fields}")
     console.print(t)
     if w.fields == 0:
         console.print("[green]Nothing changed: 0 fields changed, 0 write calls.[/]")
@@ -179,6 +181,7 @@ def scheduler_command() -> None:
     cron.register(worker.reconcile, queue, cron=s.reconcile)
     cron.register(worker.sla_sweep, queue, cron=s.reconcile)
     cron.register(worker.compute_kpis, queue, cron=s.kpis)
+    cron.register(worker.recompute_closed_period, queue, cron=s.kpis_closed)
     cron.register(worker.prune_deliveries, queue, cron="30 3 * * *")
     cron.start()  # type: ignore[no-untyped-call]
 

@@ -51,8 +51,11 @@ class Mapper:
 
     @property
     def objects(self) -> list[str]:
-        """Logical objects mapped for the active CRM."""
-        return [o for o, per in self.config.objects.items() if self.config.crm in per]
+        """Logical objects mapped for the active CRM that tasuki syncs (not its KPI rows)."""
+        skip = self.config.write_only_objects
+        return [
+            o for o, per in self.config.objects.items() if self.config.crm in per and o not in skip
+        ]
 
     def physical_object(self, logical_object: str) -> str:
         """The CRM's name for ``logical_object`` (``deal`` → ``Opportunity``)."""
@@ -61,6 +64,11 @@ class Mapper:
     def logical_object(self, physical_object: str) -> str | None:
         """The logical name of a CRM object, or ``None`` when tasuki does not track it."""
         return self._by_physical.get(physical_object)
+
+    def key_field(self, logical_object: str) -> str | None:
+        """The CRM field ``logical_object`` is upserted on, or ``None`` (written by id)."""
+        m = self.config.mapping(logical_object)
+        return None if m.external_id is None else m.fields[m.external_id]
 
     def physical_field(self, logical_object: str, field: str) -> str:
         """The CRM's name for a logical field."""
@@ -89,8 +97,11 @@ class Mapper:
         return sorted(tracked)
 
     def written_fields(self, logical_object: str) -> set[str]:
-        """Logical fields tasuki itself writes on ``logical_object`` (for echo suppression)."""
+        """Logical fields tasuki itself writes on ``logical_object`` (for echo suppression): the
+        configured verdict and KPI fields, and by convention every ``tasuki_*`` field (a KPI's
+        ``record_field``)."""
         wb = self.config.writeback
         names = {wb.verdict.outcome, wb.verdict.score, wb.verdict.violations}
+        names |= {f for f in self.config.mapping(logical_object).fields if f.startswith("tasuki_")}
         names |= {n for n in (wb.kpi.own, wb.kpi.neighbour, wb.kpi.attainment) if n}
         return names & set(self.config.mapping(logical_object).fields)

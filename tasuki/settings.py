@@ -53,6 +53,9 @@ class ObjectMapping(_Strict):
 
     object: str
     fields: dict[str, str]
+    external_id: str | None = None
+    """The logical field tasuki upserts on, for objects it writes without knowing CRM ids (its
+    KPI rows): a Salesforce External ID field, a HubSpot property with unique values."""
 
 
 class CalendarConfig(_Strict):
@@ -170,6 +173,32 @@ class KpiFields(_Strict):
     own: str | None = "tasuki_own_kpi"
     neighbour: str | None = "tasuki_neighbour_kpi"
     attainment: str | None = "tasuki_attainment"
+    rows: str | None = None
+    """A logical object (mapped with ``external_id``) receiving one row per subject, KPI and
+    period, upserted on its key: Salesforce ``Tasuki_KPI__c``, a HubSpot custom object."""
+    row_subjects: tuple[Literal["person", "team", "department", "org"], ...] = (
+        "person",
+        "team",
+        "department",
+        "org",
+    )
+    """Whose rows are written: each person's, and the team, department and org totals."""
+
+
+KPI_ROW_FIELDS = (
+    "kpi",
+    "label",
+    "period",
+    "subject_kind",
+    "subject",
+    "person",
+    "value",
+    "target",
+    "attainment",
+    "numerator",
+    "denominator",
+)
+"""Logical fields a KPI row object may map (``kpi``, ``period`` and ``value`` it must)."""
 
 
 class WritebackConfig(_Strict):
@@ -184,6 +213,9 @@ class Schedules(_Strict):
 
     reconcile: str = "*/10 * * * *"
     kpis: str = "15 * * * *"
+    """KPIs of the periods changes touched (the current one always), then write-back."""
+    kpis_closed: str = "45 2 * * *"
+    """The previous period recomputed in full, nightly."""
 
 
 class Config(_Strict):
@@ -209,6 +241,12 @@ class Config(_Strict):
         """Logical field names known for ``logical_object`` in the active CRM."""
         return sorted(self.mapping(logical_object).fields)
 
+    @property
+    def write_only_objects(self) -> frozenset[str]:
+        """Logical objects tasuki only writes (its KPI rows): never synced, never judged."""
+        rows = self.writeback.kpi.rows
+        return frozenset({rows} if rows else ())
+
 
 def _cross_check(cfg: Config, doc: Located) -> list[Problem]:
     problems: list[Problem] = []
@@ -224,6 +262,16 @@ def _cross_check(cfg: Config, doc: Located) -> list[Problem]:
                 doc.problem(
                     ("departments", "user_field"),
                     f"user field {cfg.departments.user_field!r} is not mapped on objects.user",
+                )
+            )
+    problems += _check_kpi_rows(cfg, doc)
+    for name, per_system in cfg.objects.items():
+        m = per_system.get(cfg.crm)
+        if m is not None and m.external_id is not None and m.external_id not in m.fields:
+            problems.append(
+                doc.problem(
+                    ("objects", name, cfg.crm, "external_id"),
+                    f"external_id {m.external_id!r} is not one of {name}'s fields",
                 )
             )
     seen: set[str] = set()
@@ -255,6 +303,40 @@ def _cross_check(cfg: Config, doc: Located) -> list[Problem]:
                 problems.append(
                     doc.problem(("related", obj, rel), f"unknown object {rel!r}", key=True)
                 )
+    return problems
+
+
+def _check_kpi_rows(cfg: Config, doc: Located) -> list[Problem]:
+    rows = cfg.writeback.kpi.rows
+    if rows is None:
+        return []
+    at = ("writeback", "kpi", "rows")
+    if rows not in cfg.objects or cfg.crm not in cfg.objects[rows]:
+        return [doc.problem(at, f"unknown object {rows!r}: map it under objects for {cfg.crm}")]
+    m = cfg.mapping(rows)
+    problems = []
+    if m.external_id is None:
+        problems.append(
+            doc.problem(
+                ("objects", rows, cfg.crm),
+                f"objects.{rows}.{cfg.crm} needs external_id (the key upserted on)",
+            )
+        )
+        return problems
+    if m.external_id not in m.fields:
+        return problems  # reported with every object's external_id
+    missing = [f for f in ("kpi", "period", "value") if f not in m.fields]
+    if missing:
+        problems.append(doc.problem(at, f"objects.{rows} must map {', '.join(missing)}"))
+    extra = sorted(set(m.fields) - set(KPI_ROW_FIELDS) - {m.external_id})
+    if extra:
+        problems.append(
+            doc.problem(
+                ("objects", rows, cfg.crm, "fields", extra[0]),
+                f"{rows}.{extra[0]} is not a KPI row field; known: {', '.join(KPI_ROW_FIELDS)}",
+                key=True,
+            )
+        )
     return problems
 
 

@@ -213,10 +213,13 @@ def sync_people(rt: Runtime) -> int:
                 "name": str(fields.get("name") or ""),
                 "email": str(fields.get("email") or ""),
                 "department": config.departments.values.get(str(fields.get(dept_field))),
+                "team": str(fields["team"])[:80] if fields.get("team") else None,
             }
         )
     with rt.store.session() as session:
-        upsert(session, Person, rows, ["system", "user_id"], ["name", "email", "department"])
+        upsert(
+            session, Person, rows, ["system", "user_id"], ["name", "email", "department", "team"]
+        )
         apply_records(rt, session, "user", users)
     return len(rows)
 

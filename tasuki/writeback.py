@@ -1,10 +1,11 @@
 """The single write-back path: desired values → diff against the ledger → full batches → results.
 
-Everything tasuki writes to a CRM goes through :func:`write_back`. The ledger holds what tasuki
-last wrote to each field and the CRM still holds, so a value already there costs no call. Batches
-are cut at the connector's maximum, so N changed records cost ⌈N / batch size⌉ calls (or one bulk
-job when the connector offers one and N reaches its threshold). A record the CRM refuses is kept
-with the CRM's own code and message; the rest of its batch is written.
+Everything tasuki writes to a CRM goes through :func:`write_back`: fields of records it synced,
+written by id, and rows of its own objects (KPI rows), upserted on their external id. The ledger
+holds what tasuki last wrote to each field and the CRM still holds, so a value already there costs
+no call. Batches are cut at the connector's maximum, so N changed records cost ⌈N / batch size⌉
+calls (or one bulk job when the connector offers one and N reaches its threshold). A record the
+CRM refuses is kept with the CRM's own code and message; the rest of its batch is written.
 """
 
 from __future__ import annotations
@@ -37,6 +38,20 @@ class BulkWriter(Protocol):
 
     def write_bulk(self, object: str, writes: Sequence[RecordWrite]) -> list[WriteResult]:
         """Write any number of records through one bulk job; one result per record."""
+        ...
+
+
+@runtime_checkable
+class BulkUpserter(Protocol):
+    """A connector that can also upsert on an external id through a bulk job."""
+
+    bulk_write_threshold: int
+
+    def upsert_bulk(
+        self, object: str, key_field: str, writes: Sequence[RecordWrite]
+    ) -> list[WriteResult]:
+        """Create or update any number of records matched on ``key_field`` through one bulk job;
+        one result per write, in order, its ``record_id`` the key value."""
         ...
 
 
@@ -92,9 +107,15 @@ def _batches(n: int, size: int) -> int:
     return math.ceil(n / size) if n else 0
 
 
-def min_calls(connector: Connector, records: int) -> int:
+def _bulk(connector: Connector, records: int, upsert: bool) -> bool:
+    kind = BulkUpserter if upsert else BulkWriter
+    threshold = getattr(connector, "bulk_write_threshold", None)
+    return isinstance(connector, kind) and threshold is not None and records >= threshold
+
+
+def min_calls(connector: Connector, records: int, *, upsert: bool = False) -> int:
     """The fewest write calls ``records`` records can take on ``connector``."""
-    if isinstance(connector, BulkWriter) and records >= connector.bulk_write_threshold:
+    if _bulk(connector, records, upsert):
         return 1
     return _batches(records, connector.write_batch_size)
 
@@ -216,7 +237,10 @@ def write_back(
     for change in report.changes:
         grouped[change.object][change.record_id][change.field] = change.new
     report.records = sum(len(recs) for recs in grouped.values())
-    report.min_calls = sum(min_calls(connector, len(recs)) for recs in grouped.values())
+    report.min_calls = sum(
+        min_calls(connector, len(recs), upsert=mapper.key_field(obj) is not None)
+        for obj, recs in grouped.items()
+    )
     if dry_run:
         report.calls = report.min_calls
         return report
@@ -231,7 +255,8 @@ def write_back(
                 RecordWrite(rid, mapper.to_physical(logical, values))
                 for rid, values in sorted(records.items())
             ]
-            for chunk, results in _send(connector, physical, writes):
+            key = mapper.key_field(logical)
+            for chunk, results in _send(connector, physical, writes, key):
                 # Committed batch by batch: a failure later on never makes us rewrite these.
                 with store.session() as session:
                     _record_results(session, run, system, physical, chunk, results, report, logical)
@@ -253,13 +278,22 @@ def write_back(
 
 
 def _send(
-    connector: Connector, physical: str, writes: list[RecordWrite]
+    connector: Connector, physical: str, writes: list[RecordWrite], key: str | None
 ) -> Iterator[tuple[list[RecordWrite], list[WriteResult]]]:
-    """Write ``writes`` in full batches (or one bulk job), yielding each batch with its results."""
-    if isinstance(connector, BulkWriter) and len(writes) >= connector.bulk_write_threshold:
-        yield writes, connector.write_bulk(physical, writes)
+    """Write ``writes`` in full batches (or one bulk job), yielding each batch with its results;
+    by id, or upserted on the CRM field ``key`` (record ids are then the key's values)."""
+    if _bulk(connector, len(writes), key is not None):
+        if key is None:
+            assert isinstance(connector, BulkWriter)
+            yield writes, connector.write_bulk(physical, writes)
+        else:
+            assert isinstance(connector, BulkUpserter)
+            yield writes, connector.upsert_bulk(physical, key, writes)
         return
     size = connector.write_batch_size
     for start in range(0, len(writes), size):
         chunk = writes[start : start + size]
-        yield chunk, connector.write(physical, chunk)
+        if key is None:
+            yield chunk, connector.write(physical, chunk)
+        else:
+            yield chunk, connector.upsert_records(physical, key, chunk)

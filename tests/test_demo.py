@@ -27,6 +27,31 @@ def test_demo_runs_the_pipeline_and_a_second_run_writes_nothing(
     for boundary in ("MK→IS", "IS→FS", "FS→CS"):
         assert boundary in first.output
     assert "Nothing changed" not in first.output
+    # KPI rows land in the CRM's Tasuki_KPI__c, record-level figures on the leads, teams in
+    # the store from the users' Division.
+    assert "Tasuki_KPI__c: records / fields" in first.output
+    assert "Lead: records / fields" in first.output
+    from connectors.local import LocalCrm
+    from tasuki.settings import load_settings
+    from tasuki.store.db import open_store
+    from tasuki.store.models import Person
+
+    crm = LocalCrm(tmp_path / "data" / "crm.db")
+    rows = crm.changes("Tasuki_KPI__c", None, ["Tasuki_Key__c", "Subject_Kind__c"]).records
+    assert rows and {r.fields["Subject_Kind__c"] for r in rows} == {
+        "person",
+        "team",
+        "department",
+        "org",
+    }
+    assert len({r.fields["Tasuki_Key__c"] for r in rows}) == len(rows)
+    leads = crm.changes("Lead", None, ["Tasuki_First_Touch_Hours__c"]).records
+    hours = [r.fields["Tasuki_First_Touch_Hours__c"] for r in leads]
+    assert any(h is not None and h >= 0 for h in hours)
+    store = open_store(load_settings().database_url)
+    with store.session() as s:
+        teams = {p.team for p in s.query(Person).all()}
+    assert {"IS East", "IS West", "FS East", "FS West"} <= teams
     report = tmp_path / "data" / "report.html"
     html = report.read_text(encoding="utf-8")
     assert "<svg" in html and "IS→FS" in html

@@ -96,3 +96,63 @@ def test_secrets_never_print(tmp_path: Path) -> None:
     assert "hunter2" not in str(s.webhook_secret)
     assert s.webhook_secret is not None
     assert s.webhook_secret.get_secret_value() == "hunter2-very-secret"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line_of", "message"),
+    [
+        (
+            "    rows: kpi_row",
+            "    rows: kpi_rowz",
+            "rows: kpi_rowz",
+            "unknown object 'kpi_rowz'",
+        ),
+        (
+            "      external_id: key\n      fields:\n        key: Tasuki_Key__c",
+            "      fields:\n        key: Tasuki_Key__c",
+            "salesforce: &sf_kpi_row",
+            "objects.kpi_row.local needs external_id",
+        ),
+        (
+            "      external_id: key\n      fields:\n        key: Tasuki_Key__c",
+            "      external_id: keys\n      fields:\n        key: Tasuki_Key__c",
+            "external_id: keys",
+            "external_id 'keys' is not one of kpi_row's fields",
+        ),
+        (
+            "        kpi: KPI_Id__c\n",
+            "",
+            "rows: kpi_row",
+            "objects.kpi_row must map kpi",
+        ),
+        (
+            "        label: KPI_Label__c\n",
+            "        lable: KPI_Label__c\n",
+            "lable: KPI_Label__c",
+            "kpi_row.lable is not a KPI row field",
+        ),
+    ],
+)
+def test_a_wrong_kpi_row_mapping_names_its_line(
+    tmp_path: Path, old: str, new: str, line_of: str, message: str
+) -> None:
+    assert old in BASE
+    text = BASE.replace(old, new, 1)
+    env = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_settings(env)
+    problem = err.value.problems[0]
+    expected_line = next(i for i, ln in enumerate(text.splitlines(), 1) if line_of in ln)
+    assert (problem.line, len(err.value.problems)) == (expected_line, 1), str(err.value)
+    assert message in problem.message
+
+
+def test_kpi_rows_are_written_never_synced() -> None:
+    from tasuki.mapping import Mapper
+
+    s = load_settings({})
+    mapper = Mapper(s.config)
+    assert "kpi_row" not in mapper.objects and s.config.write_only_objects == {"kpi_row"}
+    assert mapper.logical_object("Tasuki_KPI__c") is None  # its change notices are ignored
+    assert mapper.key_field("kpi_row") == "Tasuki_Key__c" and mapper.key_field("lead") is None
+    assert "tasuki_first_touch_hours" in mapper.written_fields("lead")

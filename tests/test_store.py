@@ -69,3 +69,24 @@ def test_old_delivery_ids_are_forgotten_after_every_providers_retry_window(
         assert worker.prune_deliveries() == {"pruned": 1}
     with store.session() as s:
         assert [d.delivery_id for d in s.scalars(select(Delivery))] == ["recent"]
+
+
+def test_the_migrations_build_exactly_the_models(store: Store) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from tasuki.store.models import Base
+
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+
+
+def test_a_kpi_row_key_fits_the_ledger(store: Store) -> None:
+    from tasuki.store.models import LedgerEntry
+
+    key = "FY2026-Q3|" + "k" * 80 + "|team:" + "t" * 80
+    with store.session() as s:
+        s.add(LedgerEntry(system="salesforce", object="Tasuki_KPI__c", record_id=key, field="f"))
+    with store.session() as s:
+        assert s.query(LedgerEntry.record_id).scalar() == key

@@ -27,6 +27,8 @@ PEOPLE = {
     "Field Sales": ["山本 拓也", "中村 由美", "Noah Bennett", "小林 誠"],
     "Customer Success": ["加藤 彩", "吉田 亮", "Olivia Reed"],
 }
+TEAMS = {"Inside Sales": ("IS East", "IS West"), "Field Sales": ("FS East", "FS West")}
+"""Sales teams (the User's Division): KPIs are also totalled and targeted per team."""
 INDUSTRIES = ["SaaS", "製造", "小売", "金融", "物流", "不動産", "医療", "教育"]
 BANDS = ["1-49", "50-299", "300-999", "1000+"]
 SOURCES = ["Web", "Event", "Ads", "Referral", "Webinar"]
@@ -108,7 +110,11 @@ class _Generator:
                 uid = f"005{n:012d}"
                 ids.append(uid)
                 email = f"user{n}@example.co.jp"
-                self.emit(start, "User", uid, None, Name=name, Email=email, Department=dept)
+                team = TEAMS.get(dept, ())
+                division = {"Division": team[n % len(team)]} if team else {}
+                self.emit(
+                    start, "User", uid, None, Name=name, Email=email, Department=dept, **division
+                )
             self.people[dept] = ids
         for i in range(max(20, self.spec.leads // 3)):
             aid = f"001{i + 1:012d}"
@@ -276,8 +282,12 @@ class _Generator:
 
 def define_schema(crm: LocalCrm, config: Config) -> None:
     """Declare every object and field the mapping names, so the CRM accepts tasuki's writes."""
-    mapper = Mapper(config.model_copy(update={"crm": "local"}))
-    for logical in mapper.objects:
+    local = config.model_copy(update={"crm": "local"})
+    mapper = Mapper(local)
+    for logical in [
+        *mapper.objects,
+        *(o for o in local.write_only_objects if "local" in local.objects[o]),
+    ]:
         crm.define(
             mapper.physical_object(logical), mapper.physical_fields(logical) + CRM_EXTRA_FIELDS
         )

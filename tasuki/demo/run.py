@@ -32,7 +32,7 @@ from tasuki.errors import TasukiError
 from tasuki.queue import connect, enqueue_write_back, job_queue
 from tasuki.settings import Settings
 from tasuki.store.db import open_store
-from tasuki.store.models import WriteRun
+from tasuki.store.models import LedgerEntry, WriteRun, utcnow
 
 NOTICES_PER_POST = 100
 """Change notices per webhook request (Salesforce sends up to 100 per Outbound Message)."""
@@ -50,6 +50,8 @@ class WriteTotals:
     calls: int = 0
     min_calls: int = 0
     rejected: int = 0
+    by_object: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """CRM object → (records, fields) written by this run."""
 
 
 @dataclass
@@ -188,6 +190,7 @@ def run_demo(settings: Settings, spec: OrgSpec, progress: Progress) -> DemoOutco
     with store.session() as s:
         last_run = s.scalar(select(func.coalesce(func.max(WriteRun.id), 0))) or 0
     reads_before = crm.calls["read"]
+    written_since = utcnow()
     pipeline_started = time.perf_counter()
     with runtime.activate(rt), app.test_client() as client:
         if {"zoom", "miitel"} <= set(app.blueprints):
@@ -212,6 +215,17 @@ def run_demo(settings: Settings, spec: OrgSpec, progress: Progress) -> DemoOutco
             w.calls += run.calls
             w.min_calls += run.min_calls
             w.rejected += run.rejected
+        for obj, records, fields in s.execute(
+            select(
+                LedgerEntry.object,
+                func.count(func.distinct(LedgerEntry.record_id)),
+                func.count(),
+            )
+            .where(LedgerEntry.system == crm.system, LedgerEntry.written_at >= written_since)
+            .group_by(LedgerEntry.object)
+            .order_by(LedgerEntry.object)
+        ):
+            outcome.writes.by_object[obj] = (int(records), int(fields))
     outcome.seconds = time.perf_counter() - started
     return outcome
 

@@ -104,28 +104,37 @@ def explain(kpi_id: str, person: str | None, period: str | None) -> None:
 
 
 @kpi_group.command("push")
-@click.option("--period", help="2026-11, FY2026-Q3 or FY2026 (default: the current one).")
+@click.option(
+    "--period", help="2026-11, FY2026-Q3 or FY2026 (default: the current and the previous one)."
+)
 @click.option("--dry-run", is_flag=True, help="Print what would be written; write nothing.")
 def push(period: str | None, dry_run: bool) -> None:
-    """Compute the period's figures and write each person's KPI fields to the CRM.
+    """Compute the figures and write them to the CRM: each person's KPI fields, the KPI rows
+    (one per subject, KPI and period) and record-level figures.
 
     Goes through the single write-back path: only fields that differ from the ledger are sent,
-    in full batches. Asks for no confirmation."""
+    in full batches. With --dry-run the figures are computed in tasuki's store and the diff
+    printed, and nothing is sent to the CRM. Asks for no confirmation."""
     from tasuki import kpis
     from tasuki.runtime import build
     from tasuki.writeback import write_back
 
     rt = build()
-    p = _period(rt.settings, period)
-    if not dry_run:
-        kpis.compute(rt.store, rt.settings, now=datetime.now(UTC), periods=[p])
-    desired = kpis.desired_values(rt.store, rt.settings, p)
+    now = datetime.now(UTC)
+    periods = [_period(rt.settings, period)] if period else kpis.pushed_periods(rt.settings, now)
+    kpis.compute(rt.store, rt.settings, now=now, periods=periods)
+    desired = kpis.desired_values(rt.store, rt.settings, periods, now=now)
     report = write_back(rt.store, rt.connector, rt.settings.config, desired, dry_run=dry_run)
+    if report.changes:
+        table = Table(title="Would change" if dry_run else "Changed")
+        for col in ("object", "record", "field", "old", "new"):
+            table.add_column(col)
+        for c in report.changes:
+            table.add_row(c.object, c.record_id, c.field, _shown(c.old), _shown(c.new))
+        Console(width=200).print(table)
     verb = "would change" if dry_run else "changed"
-    for c in report.changes:
-        click.echo(f"{c.object} {c.record_id} {c.field}: {c.old!s} → {c.new!s}")
     click.echo(
-        f"{verb} {report.fields} field(s) on {report.records} record(s) in "
+        f"{', '.join(periods)}: {verb} {report.fields} field(s) on {report.records} record(s) in "
         f"{report.calls} API call(s) (minimum {report.min_calls}); {len(desired)} desired, "
         f"{len(desired) - report.fields} already held"
     )
@@ -133,3 +142,12 @@ def push(period: str | None, dry_run: bool) -> None:
         click.echo(f"rejected {r.object} {r.record_id}: {r.error_code} {r.message}", err=True)
     if report.rejected:
         sys.exit(1)
+
+
+def _shown(value: object) -> str:
+    """A ledger text or a new value as a person reads it (no JSON quotes)."""
+    if value is None:
+        return "–"
+    if isinstance(value, str) and value.startswith('"') and value.endswith('"'):
+        return value[1:-1]
+    return str(value)

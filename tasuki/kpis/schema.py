@@ -13,6 +13,7 @@ A KPI file looks like this (see ``tasuki/defaults/kpis/default.yaml`` for the sh
         credit: sender                      # sender | receiver | by | a user field of the record
         where: [{field: lead_source, in: [Web, Event]}]
         success: {reached: IS→FS, within_days: 30}
+        record_field: tasuki_converted      # optional: each record's part, on the record
     goals:
       MK:
         weights: {own: 0.6, neighbour: 0.4}
@@ -166,6 +167,9 @@ class Kpi(_Strict):
     """Durations and SLAs in the company's business hours (else wall-clock hours)."""
     better: Literal["higher", "lower"] | None = None
     period: PeriodKind | None = None
+    record_field: str | None = None
+    """A field of the events' record that receives what this record adds to the figure (a
+    lead's business hours to first touch, 1/0 for an SLA met or missed)."""
 
     _where_list = field_validator("where", "success", mode="before")(_listed)
 
@@ -327,7 +331,7 @@ class _Checker:
             self.add(at + ("credit",), f"credit {kpi.credit} does not fit these events")
         elif kpi.credit in ("sender", "receiver") and ev.handoffs is None:
             self.add(at + ("credit",), f"credit {kpi.credit} needs handoff events")
-        for name in ("value", "until"):
+        for name in ("value", "until", "record_field"):
             if getattr(kpi, name) is not None:
                 self.field(at + (name,), obj, getattr(kpi, name))
         for part in ("where", "success"):

@@ -198,7 +198,7 @@ class LedgerEntry(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     system: Mapped[str] = mapped_column(String(20))
     object: Mapped[str] = mapped_column(String(80))
-    record_id: Mapped[str] = mapped_column(String(64))
+    record_id: Mapped[str] = mapped_column(String(255))
     field: Mapped[str] = mapped_column(String(120))
     value: Mapped[str | None] = mapped_column(Text, nullable=True)
     written_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -214,7 +214,7 @@ class WriteRejection(Base):
     run_id: Mapped[int] = mapped_column(ForeignKey("write_runs.id"))
     system: Mapped[str] = mapped_column(String(20))
     object: Mapped[str] = mapped_column(String(80))
-    record_id: Mapped[str] = mapped_column(String(64))
+    record_id: Mapped[str] = mapped_column(String(255))
     values: Mapped[dict[str, Any]]
     error_code: Mapped[str] = mapped_column(String(120), default="")
     message: Mapped[str] = mapped_column(Text, default="")

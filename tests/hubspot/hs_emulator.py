@@ -99,6 +99,8 @@ class ObjectStore:
         self.records: dict[int, Rec] = {}
         self.properties: set[str] | None = None
         self.types: dict[str, str] = {}
+        self.unique: set[str] = set()
+        """Properties with unique values (``hasUniqueValue``): what ``batch/upsert`` matches on."""
         self._index: list[Rec] | None = None
 
     def touched(self) -> None:
@@ -187,6 +189,19 @@ class HubSpotEmulator:
         for name in properties:
             store.types[name] = types.get(name) or _default_type(name)
         store.properties = set(store.types)
+
+    def define_custom_object(
+        self, name: str, type_id: str, properties: Iterable[str], *, unique: Iterable[str] = ()
+    ) -> ObjectStore:
+        """A custom object schema, addressable by its objectTypeId (``2-…``), its fully
+        qualified name (``p{portalId}_{name}``) and ``p_{name}``; ``unique`` properties have
+        ``hasUniqueValue`` (``batch/upsert`` may match on them)."""
+        store = ObjectStore(type_id)
+        for alias in (type_id, f"p{self.portal_id}_{name}", f"p_{name}"):
+            self.stores[alias] = store
+        self.define(type_id, properties)
+        store.unique = set(unique)
+        return store
 
     def add_owner(
         self, owner_id: str, first: str, last: str, email: str, team: str | None, *, at: int = 0
@@ -608,6 +623,63 @@ class HubSpotEmulator:
             results.append(self._record_json(object_type, rec, sorted(props), []))
         return _batch_answer(results, _not_found(object_type, missing) + errors)
 
+    def _route_batch_upsert(
+        self, request: Request, body: Any, app_id: str, object_type: str
+    ) -> Response:
+        """Create or update by a unique property: ``new`` says which. Checks as ``batch/update``
+        (100 inputs, duplicate ids refuse the batch, unknown properties refuse the record)."""
+        store = self.stores.get(object_type)
+        if store is None:
+            return _error(
+                400, f"Unable to infer object type from: {object_type}", "VALIDATION_ERROR"
+            )
+        inputs = (body or {}).get("inputs") or []
+        if len(inputs) > BATCH_LIMIT:
+            return _error(
+                400, f"Batch input of {len(inputs)} exceeds the limit of 100.", "VALIDATION_ERROR"
+            )
+        ids = [str(i.get("id")) for i in inputs]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            return _error(
+                400,
+                f"Duplicate IDs found in batch input: {dupes}. IDs must be unique",
+                "VALIDATION_ERROR",
+            )
+        for item in inputs:
+            prop = item.get("idProperty")
+            if prop not in store.unique:
+                return _error(
+                    400,
+                    f"{prop} is not a unique identifier property for {object_type}",
+                    "VALIDATION_ERROR",
+                )
+        results, errors = [], []
+        stamp = now_ms()
+        for item in inputs:
+            key, prop = str(item.get("id")), str(item.get("idProperty"))
+            props = {**(item.get("properties") or {}), prop: key}
+            unknown = sorted(set(props) - store.properties) if store.properties is not None else []
+            if unknown:
+                errors.append(
+                    {
+                        "status": "error",
+                        "category": "VALIDATION_ERROR",
+                        "message": f'Property "{unknown[0]}" does not exist',
+                        "context": {"ids": [key], "propertyName": unknown},
+                    }
+                )
+                continue
+            rec = next((r for r in store.records.values() if r.props.get(prop) == key), None)
+            new = rec is None
+            if rec is None:
+                rid = next(self._ids)
+                rec = Rec(rid, {"hs_object_id": str(rid), "createdate": iso(stamp)}, stamp, stamp)
+                store.records[rid] = rec
+            self._apply(store.type, rec, props, stamp, ("INTEGRATION", app_id, None))
+            results.append({**self._record_json(store.type, rec, sorted(props), []), "new": new})
+        return _batch_answer(results, errors)
+
     def _route_search(self, request: Request, body: Any, app_id: str, object_type: str) -> Response:
         store = self.stores.get(object_type)
         if store is None:
@@ -713,6 +785,8 @@ def _route(method: str, parts: list[str]) -> tuple[str | None, tuple[str, ...]]:
             return "batch/read", (parts[3],)
         if parts[4:] == ["batch", "update"]:
             return "batch/update", (parts[3],)
+        if parts[4:] == ["batch", "upsert"]:
+            return "batch/upsert", (parts[3],)
         if parts[4:] == ["search"]:
             return "search", (parts[3],)
     if method == "GET" and parts == ["crm", "v3", "owners"]:

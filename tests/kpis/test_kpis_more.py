@@ -88,6 +88,31 @@ def test_first_run_covers_history_then_only_touched_periods(
     assert sept == 1.0
 
 
+def test_computing_a_named_period_does_not_hide_changes_from_the_next_incremental_run(
+    store: Store, settings: Settings, org: Any
+) -> None:
+    kpis.compute(store, settings, now=NOW)
+    # A late handoff dated September arrives; before the hourly run, someone runs
+    # `tasuki kpi show --period 2026-11`, which computes November only.
+    later = NOW + timedelta(minutes=30)
+    org.record("lead", "L9")
+    org.handoff("MK→IS", "L9", "M2", "I1", "2026-09-15T01:00", detected=later)
+    org.record("lead", "L10")
+    org.handoff("MK→IS", "L10", "M2", "I1", "2026-11-25T01:00", detected=later)
+    assert kpis.compute(store, settings, now=later + timedelta(minutes=20), periods=["2026-11"])
+    # The hourly run still sees the September change.
+    kpis.compute(store, settings, now=later + timedelta(hours=1))
+    with store.session() as s:
+        sept = s.scalar(
+            select(KpiValue.value).where(
+                KpiValue.kpi_id == "mk_mqls",
+                KpiValue.subject_id == "M2",
+                KpiValue.period == "2026-09",
+            )
+        )
+    assert sept == 1.0
+
+
 def test_an_account_churning_recomputes_the_period_of_its_deals_handoff(
     store: Store, settings: Settings, org: Any
 ) -> None:

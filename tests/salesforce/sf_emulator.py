@@ -2,11 +2,20 @@
 
 The unmodified simple-salesforce talks to it: OAuth 2.0 JWT bearer and SOAP password login,
 ``query``/``queryAll`` with ``nextRecordsUrl`` paging and ``Sforce-Query-Options: batchSize``,
-sObject Collections retrieve (2,000 ids) and update (200 records, per-record errors), the Bulk API
-2.0 ingest job lifecycle with failed results, field history (``LeadHistory``,
+sObject Collections retrieve (2,000 ids), update and upsert on an external-id field (200 records,
+per-record errors, ``created`` true/false), the Bulk API 2.0 ingest job lifecycle (``update`` and
+``upsert`` with ``externalIdFieldName``) with failed results, field history (``LeadHistory``,
 ``OpportunityFieldHistory``), the ``Sforce-Limit-Info`` header, and Salesforce's error bodies
 (``[{"message", "errorCode", "fields"}]``). Faults are injected by request kind: an expired session,
-REQUEST_LIMIT_EXCEEDED, 503, a slow answer. Every request is counted by kind in :attr:`Org.calls`.
+REQUEST_LIMIT_EXCEEDED, 503, a slow answer. Every request is counted by kind in :attr:`Org.calls`
+(``login``, ``query``, ``retrieve``, ``update``, ``upsert``, ``bulk``).
+
+Upsert follows Salesforce's rules: the field in the URL (or ``externalIdFieldName``) must be an
+external-id field of the object, else the whole request is refused (404 ``NOT_FOUND`` for sObject
+Collections, 400 ``INVALIDJOB`` for a Bulk job); a record without a key value is refused
+(``MISSING_ARGUMENT``); records sharing a key within one request are all refused
+(``DUPLICATE_VALUE``: "Duplicate external id specified"); a key two live records hold is refused
+(``DUPLICATE_EXTERNAL_ID``); otherwise the key's record is updated, or created when none has it.
 
 Records live in memory in :class:`Org`; tests seed them through its Python methods (what people
 do in the org) and watch what the connector did through the same object.
@@ -50,6 +59,8 @@ HISTORY_FIELDS = ["Id", "Field", "DataType", "OldValue", "NewValue", "CreatedDat
 SYSTEM_FIELDS = ["Id", "IsDeleted", "SystemModstamp", "CreatedDate", "LastModifiedById"]
 MAX_RETRIEVE = 2000
 MAX_UPDATE = 200
+TOO_MANY_RECORDS = "record limit reached. cannot submit more than 200 records into this call"
+NOT_FOUND = "The requested resource does not exist"
 
 ValidationRule = Callable[[str, Row], "tuple[str, list[str]] | None"]
 """(object, record after the change) → (message, fields) when the org rejects the save."""
@@ -86,6 +97,8 @@ class BulkJob:
     id: str
     object: str
     operation: str
+    external_id: str = ""
+    """``externalIdFieldName`` of an upsert job."""
     state: str = "Open"
     data: str = ""
     failed: list[dict[str, str]] = field(default_factory=list)
@@ -93,10 +106,12 @@ class BulkJob:
     polls: int = 0
 
     def info(self, base: str) -> dict[str, Any]:
+        extra = {"externalIdFieldName": self.external_id} if self.external_id else {}
         return {
             "id": self.id,
             "operation": self.operation,
             "object": self.object,
+            **extra,
             "createdById": INTEGRATION_USER,
             "state": self.state,
             "concurrencyMode": "Parallel",
@@ -117,6 +132,7 @@ class Org:
         self.org_id = org_id
         self.lock = threading.RLock()
         self.schema: dict[str, dict[str, str]] = {}
+        self.external_ids: dict[str, set[str]] = defaultdict(set)
         self.records: dict[str, dict[str, Row]] = defaultdict(dict)
         self.validation_rules: list[ValidationRule] = []
         self.locked: set[str] = set()
@@ -136,11 +152,15 @@ class Org:
 
     # -- what admins and users do in the org --------------------------------------------------
 
-    def define(self, object: str, fields: Mapping[str, str]) -> None:
-        """Declare ``object`` with ``fields`` (name → string | number | boolean | datetime)."""
+    def define(
+        self, object: str, fields: Mapping[str, str], *, external_ids: Iterable[str] = ()
+    ) -> None:
+        """Declare ``object`` with ``fields`` (name → string | number | boolean | datetime);
+        ``external_ids`` are fields with the External ID attribute (upsert can match on them)."""
         with self.lock:
             known = self.schema.setdefault(object, dict.fromkeys(SYSTEM_FIELDS, "system"))
             known.update(fields)
+            self.external_ids[object].update(external_ids)
             if object in HISTORY:
                 hist, parent = HISTORY[object]
                 self.schema[hist] = dict.fromkeys([*HISTORY_FIELDS, parent, "IsDeleted"], "system")
@@ -247,12 +267,57 @@ class Org:
 
     def update_record(self, object: str, rid: str, values: Row, by: str, at: datetime) -> list[Row]:
         """Apply one record's update as the API would; the errors (empty when saved)."""
-        known = self.schema.get(object, {})
         rec = self.records[object].get(rid)
         if rec is None:
             return [sf_error("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")]
         if rec["IsDeleted"]:
             return [sf_error("ENTITY_IS_DELETED", "entity is deleted")]
+        errors = self._refusal(object, rid, values, {**rec, **values})
+        if not errors:
+            self._save(object, rid, values, by=by, at=at)
+        return errors
+
+    def key_index(self, object: str, key_field: str) -> dict[Any, list[str]]:
+        """Live records of ``object`` by their ``key_field`` value (what an upsert matches on)."""
+        index: dict[Any, list[str]] = defaultdict(list)
+        for rid, rec in self.records[object].items():
+            if not rec["IsDeleted"] and rec.get(key_field) not in (None, ""):
+                index[rec[key_field]].append(rid)
+        return index
+
+    def upsert_record(
+        self,
+        object: str,
+        key_field: str,
+        values: Row,
+        index: dict[Any, list[str]],
+        by: str,
+        at: datetime,
+    ) -> tuple[list[Row], str, bool]:
+        """Apply one record's upsert on ``key_field`` (its value in ``values``) as the API would:
+        (errors, record id, created). ``index`` is :meth:`key_index`, kept current here."""
+        key = values.get(key_field)
+        if key is None or key == "":
+            return [sf_error("MISSING_ARGUMENT", f"{key_field} not specified")], "", False
+        matches = index.get(key, [])
+        if len(matches) > 1:
+            found = ", ".join(matches)
+            message = f"{key_field}: more than one record found for external id field: [{found}]"
+            return [sf_error("DUPLICATE_EXTERNAL_ID", message, [key_field])], "", False
+        if matches:
+            rid = matches[0]
+            return self.update_record(object, rid, values, by, at), rid, False
+        errors = self._refusal(object, None, values, values)
+        if errors:
+            return errors, "", False
+        rid = self.new_id(object)
+        self._save(object, rid, values, by=by, at=at)
+        index[key].append(rid)
+        return [], rid, True
+
+    def _refusal(self, object: str, rid: str | None, values: Row, after: Row) -> list[Row]:
+        """Why the org refuses to save ``values`` (``after``: the record as it would be)."""
+        known = self.schema.get(object, {})
         for name in values:
             if name not in known:
                 return [
@@ -271,19 +336,17 @@ class Org:
                     denied,
                 )
             ]
-        if rid in self.locked:
+        if rid is not None and rid in self.locked:
             return [
                 sf_error(
                     "UNABLE_TO_LOCK_ROW",
                     f"unable to obtain exclusive access to this record or 1 records: {rid}",
                 )
             ]
-        after = {**rec, **values}
         for rule in self.validation_rules:
             rejected = rule(object, after)
             if rejected is not None:
                 return [sf_error("FIELD_CUSTOM_VALIDATION_EXCEPTION", rejected[0], rejected[1])]
-        self._save(object, rid, values, by=by, at=at)
         return []
 
     def select(self, soql: str, include_deleted: bool) -> tuple[str, list[Row]]:
@@ -333,6 +396,9 @@ class Emulator:
         if "/jobs/ingest" in path:
             return "bulk"
         if "/composite/sobjects" in path:
+            # composite/sobjects/<Object>/<ExternalIdField> is the upsert resource.
+            if path.partition("/composite/sobjects")[2].strip("/").count("/") == 1:
+                return "upsert"
             return "update" if method == "PATCH" else "retrieve"
         return "other"
 
@@ -391,6 +457,12 @@ class Emulator:
                 return self.retrieve(rest.removeprefix("composite/sobjects/"), request.get_json())
             if kind == "update":
                 return self.update(request.args, request.get_json(), user)
+            if kind == "upsert":
+                if request.method != "PATCH":
+                    message = f"HTTP Method '{request.method}' not allowed. Allowed are PATCH"
+                    return self._json([sf_error("METHOD_NOT_ALLOWED", message)], 405)
+                object, _, key_field = rest.removeprefix("composite/sobjects/").partition("/")
+                return self.upsert(object, key_field, request.get_json(), user)
             if kind == "bulk":
                 return self.bulk(request, rest.removeprefix("jobs/ingest").strip("/"), user)
         except SoqlError as exc:
@@ -401,7 +473,7 @@ class Emulator:
                 "custom field, be sure to append the '__c' after the custom field name."
             )
             return self._json([sf_error("INVALID_FIELD", message)], 400)
-        return self._json([sf_error("NOT_FOUND", "The requested resource does not exist")], 404)
+        return self._json([sf_error("NOT_FOUND", NOT_FOUND)], 404)
 
     # -- login -----------------------------------------------------------------------------------
 
@@ -542,8 +614,7 @@ class Emulator:
     def update(self, args: Mapping[str, str], body: Row, user: str) -> Response:
         records = list(body.get("records", []))
         if len(records) > MAX_UPDATE:
-            msg = "record limit reached. cannot submit more than 200 records into this call"
-            return self._json([sf_error("EXCEEDED_ID_LIMIT", msg)], 400)
+            return self._json([sf_error("EXCEEDED_ID_LIMIT", TOO_MANY_RECORDS)], 400)
         if body.get("allOrNone"):
             return self._json(
                 [sf_error("NOT_SUPPORTED", "the emulator needs allOrNone=false")], 400
@@ -557,18 +628,43 @@ class Emulator:
                 values = {k: v for k, v in rec.items() if k not in ("attributes", "id")}
                 errors = self.org.update_record(object, rid, values, user, now)
                 if errors:
-                    # A SaveResult names the code statusCode (error bodies say errorCode).
-                    failures = [
-                        {
-                            "statusCode": e["errorCode"],
-                            "message": e["message"],
-                            "fields": e["fields"],
-                        }
-                        for e in errors
-                    ]
-                    results.append({"success": False, "errors": failures})
+                    results.append({"success": False, "errors": _save_errors(errors)})
                 else:
                     results.append({"id": rid, "success": True, "errors": []})
+        return self._json(results)
+
+    def upsert(self, object: str, key_field: str, body: Row, user: str) -> Response:
+        records = list(body.get("records", []))
+        if len(records) > MAX_UPDATE:
+            return self._json([sf_error("EXCEEDED_ID_LIMIT", TOO_MANY_RECORDS)], 400)
+        if body.get("allOrNone"):
+            return self._json(
+                [sf_error("NOT_SUPPORTED", "the emulator needs allOrNone=false")], 400
+            )
+        if object not in self.org.schema:
+            return self._json([sf_error("NOT_FOUND", NOT_FOUND)], 404)
+        if key_field not in self.org.external_ids[object]:
+            message = f"Provided external ID field does not exist or is not accessible: {key_field}"
+            return self._json([sf_error("NOT_FOUND", message)], 404)
+        rows = [{k: v for k, v in rec.items() if k != "attributes"} for rec in records]
+        now = datetime.now(UTC)
+        results: list[Row] = []
+        with self.org.lock:
+            index = self.org.key_index(object, key_field)
+            repeated = _repeated_keys(rows, key_field)
+            for values in rows:
+                key = values.get(key_field)
+                if key in repeated:
+                    errors = [_duplicate_key(key_field, key)]
+                    rid, created = "", False
+                else:
+                    errors, rid, created = self.org.upsert_record(
+                        object, key_field, values, index, user, now
+                    )
+                if errors:
+                    results.append({"success": False, "errors": _save_errors(errors)})
+                else:
+                    results.append({"id": rid, "success": True, "errors": [], "created": created})
         return self._json(results)
 
     # -- Bulk API 2.0 ingest -------------------------------------------------------------------
@@ -577,14 +673,20 @@ class Emulator:
         job_id, _, tail = rest.partition("/")
         if not job_id and request.method == "POST":
             spec = request.get_json()
+            refused = self._refuse_job(spec)
+            if refused is not None:
+                return self._json([sf_error("INVALIDJOB", refused)], 400)
             job = BulkJob(
-                f"750{secrets.token_hex(6).upper()}AAA", spec["object"], spec["operation"]
+                f"750{secrets.token_hex(6).upper()}AAA",
+                spec["object"],
+                spec["operation"],
+                spec.get("externalIdFieldName", ""),
             )
             self.org.jobs[job.id] = job
             return self._json(job.info(self.base))
         job_or_none = self.org.jobs.get(job_id)
         if job_or_none is None:
-            return self._json([sf_error("NOT_FOUND", "The requested resource does not exist")], 404)
+            return self._json([sf_error("NOT_FOUND", NOT_FOUND)], 404)
         job = job_or_none
         if tail == "batches" and request.method == "PUT":
             if job.state != "Open":
@@ -608,9 +710,31 @@ class Emulator:
             return self._json(job.info(self.base))
         if tail in ("failedResults", "successfulResults") and request.method == "GET":
             return self._results(job, tail)
-        return self._json([sf_error("NOT_FOUND", "The requested resource does not exist")], 404)
+        return self._json([sf_error("NOT_FOUND", NOT_FOUND)], 404)
+
+    def _refuse_job(self, spec: Row) -> str | None:
+        """Why Salesforce would refuse to create this ingest job (None: it is accepted)."""
+        object, field = spec.get("object", ""), spec.get("externalIdFieldName")
+        if object not in self.org.schema:
+            return f"InvalidJob : Unable to find object: {object}"
+        if spec.get("operation") != "upsert":
+            return None
+        if not field:
+            return (
+                f"InvalidJob : External ID was blank for {object}. "
+                "An External ID must be specified for upsert."
+            )
+        if field not in self.org.external_ids[object]:
+            return (
+                f"InvalidJob : Field name provided, {field} does not match an External ID, "
+                f"Salesforce Id, or indexed field for {object}"
+            )
+        return None
 
     def _run(self, job: BulkJob, user: str) -> None:
+        if job.operation == "upsert":
+            self._run_upsert(job, user)
+            return
         types = self.org.schema.get(job.object, {})
         now = datetime.now(UTC)
         with self.org.lock:
@@ -623,11 +747,34 @@ class Emulator:
                 }
                 errors = self.org.update_record(job.object, rid, values, user, now)
                 if errors:
-                    e = errors[0]
-                    message = f"{e['errorCode']}:{e['message']}:{','.join(e['fields'])} --"
-                    job.failed.append({"sf__Id": rid, "sf__Error": message, **row})
+                    job.failed.append({"sf__Id": rid, "sf__Error": _bulk_error(errors), **row})
                 else:
                     job.succeeded.append({"sf__Id": rid, "sf__Created": "false", **row})
+
+    def _run_upsert(self, job: BulkJob, user: str) -> None:
+        types = self.org.schema.get(job.object, {})
+        key_field = job.external_id
+        now = datetime.now(UTC)
+        rows = list(csv.DictReader(io.StringIO(job.data)))
+        with self.org.lock:
+            index = self.org.key_index(job.object, key_field)
+            repeated = _repeated_keys(rows, key_field)
+            for row in rows:
+                values = {
+                    k: _from_csv(v, types.get(k, "string")) for k, v in row.items() if v != ""
+                }
+                key = values.get(key_field)
+                if key in repeated:
+                    errors, rid, created = [_duplicate_key(key_field, key)], "", False
+                else:
+                    errors, rid, created = self.org.upsert_record(
+                        job.object, key_field, values, index, user, now
+                    )
+                if errors:
+                    job.failed.append({"sf__Id": rid, "sf__Error": _bulk_error(errors), **row})
+                else:
+                    created_cell = "true" if created else "false"
+                    job.succeeded.append({"sf__Id": rid, "sf__Created": created_cell, **row})
 
     def _results(self, job: BulkJob, tail: str) -> Response:
         rows = job.failed if tail == "failedResults" else job.succeeded
@@ -638,6 +785,32 @@ class Emulator:
         writer.writeheader()
         writer.writerows(rows)
         return Response(out.getvalue(), content_type="text/csv")
+
+
+def _save_errors(errors: list[Row]) -> list[Row]:
+    # A SaveResult/UpsertResult names the code statusCode (error bodies say errorCode).
+    return [
+        {"statusCode": e["errorCode"], "message": e["message"], "fields": e["fields"]}
+        for e in errors
+    ]
+
+
+def _bulk_error(errors: list[Row]) -> str:
+    """A Bulk result's ``sf__Error`` cell: ``CODE:message:Field1,Field2 --``."""
+    e = errors[0]
+    return f"{e['errorCode']}:{e['message']}:{','.join(e['fields'])} --"
+
+
+def _repeated_keys(rows: Iterable[Mapping[str, Any]], key_field: str) -> set[Any]:
+    """Key values more than one record of one request carries (Salesforce refuses them all)."""
+    seen: Counter[Any] = Counter(
+        row.get(key_field) for row in rows if row.get(key_field) not in (None, "")
+    )
+    return {key for key, n in seen.items() if n > 1}
+
+
+def _duplicate_key(key_field: str, key: Any) -> Row:
+    return sf_error("DUPLICATE_VALUE", f"Duplicate external id specified: {key}", [key_field])
 
 
 def _from_csv(text: str, kind: str) -> Any:

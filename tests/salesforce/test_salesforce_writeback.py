@@ -164,3 +164,49 @@ def test_every_fault_is_recovered_without_losing_a_write(
     assert _holds(org, ids)
     assert _ledger_size(sqlite_store) == 900
     assert write_back(sqlite_store, connector, sf_config, _desired(ids)).calls == 0
+
+
+def _kpi_rows(n: int, value: float = 1.0) -> list[DesiredValue]:
+    out = []
+    for i in range(n):
+        key = f"2026-11|mk_mqls|person:005{i:015d}"
+        out += [
+            DesiredValue("kpi_row", key, "kpi", "mk_mqls"),
+            DesiredValue("kpi_row", key, "period", "2026-11"),
+            DesiredValue("kpi_row", key, "value", value if i else value + 1),
+        ]
+    return out
+
+
+def _rows_by_key(org: Org) -> dict[str, dict[str, object]]:
+    live = [r for r in org.records["Tasuki_KPI__c"].values() if not r["IsDeleted"]]
+    return {str(r["Tasuki_Key__c"]): r for r in live}
+
+
+def test_kpi_rows_are_upserted_on_their_key_in_full_batches(
+    store: Store, sf_config: Config, org: Org, connector: SalesforceConnector
+) -> None:
+    report = write_back(store, connector, sf_config, _kpi_rows(450))
+    assert (report.records, report.fields, report.calls, report.min_calls) == (450, 1350, 3, 3)
+    assert org.calls["upsert"] == 3 and report.rejected == []
+    rows = _rows_by_key(org)
+    assert len(rows) == 450 and rows["2026-11|mk_mqls|person:005000000000000001"]["Value__c"] == 1
+    ids = {k: r["Id"] for k, r in rows.items()}
+    assert write_back(store, connector, sf_config, _kpi_rows(450)).calls == 0
+    # Every figure moves: the same 450 rows are updated in place, not duplicated.
+    moved = write_back(store, connector, sf_config, _kpi_rows(450, value=2.0))
+    assert (moved.records, moved.fields, moved.calls) == (450, 450, 3)
+    after = _rows_by_key(org)
+    assert {k: r["Id"] for k, r in after.items()} == ids
+    assert after["2026-11|mk_mqls|person:005000000000000001"]["Value__c"] == 2
+
+
+def test_many_kpi_rows_go_through_one_bulk_upsert_job(
+    sqlite_store: Store, sf_config: Config, org: Org, connector: SalesforceConnector
+) -> None:
+    report = write_back(sqlite_store, connector, sf_config, _kpi_rows(2500))
+    assert (report.records, report.calls, report.min_calls) == (2500, 1, 1)
+    (job,) = org.jobs.values()
+    assert (job.operation, job.state, len(job.succeeded)) == ("upsert", "JobComplete", 2500)
+    assert len(_rows_by_key(org)) == 2500 and org.calls["upsert"] == 0
+    assert write_back(sqlite_store, connector, sf_config, _kpi_rows(2500)).calls == 0
