@@ -75,6 +75,34 @@ def _verdict_svg(stats: Sequence[BoundaryStats]) -> str:
     return f'<svg width="760" height="{30 * len(stats)}" role="img">{"".join(rows)}</svg>'
 
 
+def _attainment_svg(people: Sequence[Any]) -> str:
+    """One bar per person: goal attainment (own + neighbour KPIs), with the 100% line."""
+    scale = 280  # pixels for 100%; the cap of 150% fits
+    left = 200
+    rows = []
+    for i, p in enumerate(people):
+        y = i * 24
+        rows.append(
+            f'<text x="0" y="{y + 16}">{escape(str(p.department))} {escape(str(p.name))}</text>'
+        )
+        if p.attainment is None:
+            rows.append(f'<text x="{left}" y="{y + 16}">–</text>')
+            continue
+        width = scale * p.attainment
+        cls = "pass" if p.attainment >= 1 else ("warn" if p.attainment >= 0.7 else "fail")
+        rows.append(
+            f'<rect class="{cls}" x="{left}" y="{y + 3}" width="{width:.1f}" height="18">'
+            f"<title>{escape(str(p.name))}: {_pct(p.attainment)}</title></rect>"
+            f'<text x="{left + width + 6:.1f}" y="{y + 16}">{_pct(p.attainment)}</text>'
+        )
+    height = 24 * len(people)
+    rows.append(
+        f'<line x1="{left + scale}" y1="0" x2="{left + scale}" y2="{height}" '
+        'stroke="#333" stroke-dasharray="4 3"/>'
+    )
+    return f'<svg width="760" height="{height}" role="img">{"".join(rows)}</svg>'
+
+
 def render(data: ReportData) -> str:
     """The report as one HTML document."""
     parts = [
@@ -103,6 +131,11 @@ def render(data: ReportData) -> str:
         )
     parts.append("</table>")
     parts.append(f"<h2>People: own and neighbour KPIs, {escape(data.period)}</h2>")
+    parts.append(_attainment_svg(data.people))
+    parts.append(
+        "<p><small>goal attainment: own and neighbour KPIs against target, weighted; the "
+        "dashed line is 100%</small></p>"
+    )
     parts.append(
         "<table><tr><th>person</th><th>dept</th><th>own KPI</th><th>neighbour KPI</th>"
         "<th>attainment</th></tr>"

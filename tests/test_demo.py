@@ -55,6 +55,7 @@ def test_demo_runs_the_pipeline_and_a_second_run_writes_nothing(
     report = tmp_path / "data" / "report.html"
     html = report.read_text(encoding="utf-8")
     assert "<svg" in html and "IS→FS" in html
+    assert html.count("<svg") == 3 and "goal attainment" in html
 
     second = runner.invoke(main, args, catch_exceptions=False)
     assert second.exit_code == 0, second.output

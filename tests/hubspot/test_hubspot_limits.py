@@ -114,8 +114,9 @@ def test_searches_keep_to_the_search_limit_and_honour_secondly_429s(
     make_emulator: EmulatorFactory, make_connector: ConnectorFactory
 ) -> None:
     emu = make_emulator(search_per_second=(5, 0.2))
-    # A wide margin over the emulator's 0.2 s: threads on a loaded machine bunch up.
-    limits = RateLimits(Window("burst", 1000, 1.0), Window("search", 5, 0.3))
+    # A wide margin over the emulator's 0.2 s: on a loaded machine, requests the limiter let
+    # through 0.3 s apart were seen arriving within 0.2 s (CI, 2026-11-28).
+    limits = RateLimits(Window("burst", 1000, 1.0), Window("search", 5, 0.5))
     emu.bulk_create(
         "contacts", [({"email": f"{i}@x"}, 1_700_000_000_000 + i) for i in range(1_500)]
     )
