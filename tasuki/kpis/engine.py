@@ -72,27 +72,42 @@ def _instant(value: datetime | str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _hours(ctx: Context, kpi: Kpi, start: datetime, end: datetime) -> float:
+def _epoch(value: datetime | str | None) -> float | None:
+    """Epoch seconds of a datetime or ISO text (naive = UTC); ``None`` for nothing or not a
+    date. The hot path of durations and SLAs: one call per event."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    try:
+        parsed = datetime.fromisoformat(value)  # "Z" included, since Python 3.11
+    except ValueError:
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+
+
+def _hours(ctx: Context, kpi: Kpi, start: float, end: float) -> float:
     if kpi.business_hours:
-        return ctx.calendar.business_seconds(start, end) / 3600
-    return (end - start).total_seconds() / 3600
+        return ctx.calendar.business_seconds_between(start, end) / 3600
+    return (end - start) / 3600
 
 
 def measure(ctx: Context, kpi: Kpi, row: Any) -> tuple[float | None, float | None]:
     """(numerator, denominator) one event adds; durations and SLAs measured here."""
-    if kpi.kind not in (KpiKind.DURATION, KpiKind.SLA):
+    kind = kpi.kind
+    if kind is not KpiKind.DURATION and kind is not KpiKind.SLA:
         return float(row.num), float(row.den)
-    start, until = _instant(row.at), _instant(row.until)
+    start, until = _epoch(row.at), _epoch(row.until)
     if start is None:
         return None, None
-    if kpi.kind == KpiKind.DURATION:
+    if kind is KpiKind.DURATION:
         if until is None or until < start:
             return None, None
         return _hours(ctx, kpi, start, until), 1.0
     assert kpi.within_hours is not None
     if until is not None:
         return (1.0 if _hours(ctx, kpi, start, until) <= kpi.within_hours else 0.0), 1.0
-    if _hours(ctx, kpi, start, ctx.now) > kpi.within_hours:
+    if _hours(ctx, kpi, start, ctx.now.timestamp()) > kpi.within_hours:
         return 0.0, 1.0  # overdue and still unanswered: missed
     return None, None  # the clock is still running: not yet counted either way
 
