@@ -11,6 +11,11 @@ Object and property names are HubSpot's: ``contacts``, ``companies``, ``deals``,
   written and gives each rejected one HubSpot's category and message. A 400 that refuses the
   whole batch for one bad record is split in halves until the bad record stands alone, so the
   rest are still written.
+- :meth:`HubSpotConnector.upsert_records`: ``batch/upsert`` on a unique-value property, 100 inputs
+  a call, each with an ``objectWriteTraceId`` so HubSpot answers 207 with the records it wrote and
+  names each refused one by its trace id (without trace ids one bad input refuses the whole
+  batch). A custom object is named by its objectTypeId (``2-…``), its fully qualified name
+  (``p{portalId}_{name}``) or ``p_{name}``, passed through unchanged.
 - :meth:`HubSpotConnector.users`: owners, with their primary team's name as ``team``.
 
 HubSpot sends every property value as text; values are typed back from the account's property
@@ -55,7 +60,7 @@ from connectors.base import (
     RecordWrite,
     WriteResult,
 )
-from connectors.hubspot_api import HubSpotApi, RateLimits
+from connectors.hubspot_api import Answer, HubSpotApi, RateLimits
 from connectors.hubspot_changes import Cursor, cut, lastmod_property, modified_ms, to_ms
 from tasuki.errors import CrmAuthError, CrmRequestError
 from tasuki.ratelimit import DailyBudget, SharedLimiter
@@ -63,7 +68,7 @@ from tasuki.settings import Settings
 
 DEFAULT_HOST = "https://api.hubapi.com"
 BATCH_SIZE = 100
-"""Records per ``batch/read`` and ``batch/update`` call."""
+"""Records per ``batch/read``, ``batch/update`` and ``batch/upsert`` call."""
 HISTORY_BATCH_SIZE = 50
 """Records per ``batch/read`` call that asks for property history."""
 OWNERS_PAGE = 100
@@ -471,9 +476,12 @@ class HubSpotConnector:
         self, object: str, key_field: str, writes: Sequence[RecordWrite]
     ) -> list[WriteResult]:
         """Create or update at most 100 records in one ``batch/upsert`` call, each matched on the
-        unique-value property ``key_field`` (``idProperty``) whose value is ``record_id``; a
-        custom object is named by its objectTypeId (``2-1234567``) or fully qualified name. One
-        result per record, in order, keyed by the property's value."""
+        unique-value property ``key_field`` (``idProperty``) whose value is ``record_id``; the
+        key is also sent among the properties. Writes of one key are merged into one input
+        (later values win), since HubSpot refuses a batch that names a key twice. One result per
+        write, in order, keyed by the property's value; a refused record carries HubSpot's
+        category and message. A ``key_field`` HubSpot refuses for the whole batch (not a unique
+        property) is every record's refusal, found in three calls."""
         if any(not w.record_id for w in writes):
             raise ValueError(f"every upsert needs a {key_field} value")
         return self._write(object, writes, key_field)
@@ -496,28 +504,77 @@ class HubSpotConnector:
                 for w in writes
             ]
         self._ensure_token()
-        by_id = {r.record_id: r for r in self._batch_write(object, list(writes), key_field)}
+        sent = list(writes) if key_field is None else _merged(writes)
+        by_id = {r.record_id: r for r in self._batch_write(object, sent, key_field)}
         return [by_id[w.record_id] for w in writes]
 
     def _batch_write(
         self, object: str, writes: list[RecordWrite], key_field: str | None
     ) -> list[WriteResult]:
-        """One ``batch/update`` (by id) or ``batch/upsert`` (by ``key_field``) call; a batch
-        HubSpot refuses whole (400) is halved until the offending record stands alone."""
-        inputs: list[dict[str, Any]] = []
-        for w in writes:
-            props = {k: _text(v) for k, v in w.values.items()}
-            if key_field is None:
-                inputs.append({"id": w.record_id, "properties": props})
-            else:
-                # The key goes in the properties too: results echo it, and carry no input order.
-                props[key_field] = w.record_id
-                inputs.append({"idProperty": key_field, "id": w.record_id, "properties": props})
+        """One ``batch/update`` (by id) or ``batch/upsert`` (by ``key_field``) call, and more
+        only when HubSpot refuses the whole batch (400): see :meth:`_isolate`."""
+        return self._settle(object, writes, key_field, self._send_batch(object, writes, key_field))
+
+    def _settle(
+        self,
+        object: str,
+        writes: list[RecordWrite],
+        key_field: str | None,
+        outcome: Answer | tuple[str, str],
+    ) -> list[WriteResult]:
+        if isinstance(outcome, Answer):
+            return _write_results(writes, outcome.body or {}, key_field)
+        return self._isolate(object, writes, key_field, outcome)
+
+    def _isolate(
+        self,
+        object: str,
+        writes: list[RecordWrite],
+        key_field: str | None,
+        refusal: tuple[str, str],
+    ) -> list[WriteResult]:
+        """Results for ``writes``, which HubSpot refused whole with ``refusal`` (category,
+        message): halves are sent apart, the first settled before the second goes, until the
+        offending record stands alone, so the rest are still written. Upserts send trace ids, so
+        HubSpot names a bad record in a 207; when both halves of an upsert are refused exactly
+        like the whole, the request itself is at fault (say, ``idProperty`` is no unique
+        property) and every record takes the refusal."""
+        if len(writes) == 1:
+            return [WriteResult(writes[0].record_id, False, *refusal)]
+        half = len(writes) // 2
+        first, second = writes[:half], writes[half:]
+        head = self._send_batch(object, first, key_field)
+        if key_field is not None and head == refusal:
+            tail = self._send_batch(object, second, key_field)
+            if tail == refusal:
+                return [WriteResult(w.record_id, False, *refusal) for w in writes]
+            settled = self._isolate(object, first, key_field, refusal)
+            return settled + self._settle(object, second, key_field, tail)
+        settled = self._settle(object, first, key_field, head)
+        return settled + self._batch_write(object, second, key_field)
+
+    def _send_batch(
+        self, object: str, writes: list[RecordWrite], key_field: str | None
+    ) -> Answer | tuple[str, str]:
+        """HubSpot's answer to one batch call, or its category and message when it refused the
+        whole batch (400); any other error raises."""
+        if key_field is None:
+            verb, call = "update", self._batch.update
+            inputs = [{"id": w.record_id, "properties": _properties(w.values)} for w in writes]
+        else:
+            verb, call = "upsert", self._batch.upsert
+            inputs = [
+                {
+                    "idProperty": key_field,
+                    "id": w.record_id,
+                    "properties": {**_properties(w.values), key_field: w.record_id},
+                    "objectWriteTraceId": str(n),
+                }
+                for n, w in enumerate(writes)
+            ]
         payload = {"inputs": inputs}
-        verb = "update" if key_field is None else "upsert"
-        call = self._batch.update if key_field is None else self._batch.upsert
         try:
-            answer = self.api.send(
+            return self.api.send(
                 "write",
                 f"/crm/v3/objects/{object}/batch/{verb}",
                 lambda timeout: call(
@@ -527,45 +584,70 @@ class HubSpotConnector:
         except CrmRequestError as exc:
             if exc.status != 400:
                 raise
-            if len(writes) > 1:
-                half = len(writes) // 2
-                return self._batch_write(object, writes[:half], key_field) + self._batch_write(
-                    object, writes[half:], key_field
-                )
-            category, message = _category(exc.body)
-            return [WriteResult(writes[0].record_id, False, category, message)]
-        return _write_results(writes, answer.body or {}, key_field)
+            return _category(exc.body)
 
 
 def _write_results(
     writes: list[RecordWrite], body: Mapping[str, Any], key_field: str | None = None
 ) -> list[WriteResult]:
-    """Per-record results of a 200 or 207 ``batch/update`` answer, or of ``batch/upsert`` (then
-    results are placed by their ``key_field`` property, errors by the ids in their context)."""
-    done = {
-        str(r.get("id") if key_field is None else (r.get("properties") or {}).get(key_field))
-        for r in body.get("results") or []
-    }
+    """Per-record results of a 200 or 207 answer to :meth:`HubSpotConnector._send_batch`.
+
+    ``batch/update`` results carry their record's id, its errors the ids in ``context.ids``. For
+    ``batch/upsert`` an error names its input by ``context.objectWriteTraceId`` (the input's
+    place in the call); a result by its trace id where HubSpot echoes it, else by the
+    ``key_field`` property (sent with every input), as results come in no promised order. When
+    HubSpot gave one result for every input no error names, those inputs were all written, even
+    if a result cannot be placed (a value HubSpot stored normalised).
+    """
+    traced = {str(n): w.record_id for n, w in enumerate(writes)} if key_field is not None else {}
+    answered = body.get("results") or []
+    done: set[str] = set()
+    for r in answered:
+        trace = r.get("objectWriteTraceId")
+        if key_field is None:
+            done.add(str(r.get("id")))
+        elif trace is not None and str(trace) in traced:
+            done.add(traced[str(trace)])
+        else:
+            done.add(str((r.get("properties") or {}).get(key_field)))
     failed: dict[str, WriteResult] = {}
     unplaced: list[tuple[str, str]] = []
     for error in body.get("errors") or []:
         category = str(error.get("category") or error.get("status") or "ERROR")
         message = str(error.get("message") or "")
-        ids = (error.get("context") or {}).get("ids") or []
+        context = error.get("context") or {}
+        traces = [str(t) for t in context.get("objectWriteTraceId") or []]
+        ids = [traced[t] for t in traces if t in traced] or [
+            str(i) for i in context.get("ids") or []
+        ]
         if not ids:
             unplaced.append((category, message))
         for rid in ids:
-            failed[str(rid)] = WriteResult(str(rid), False, category, message)
+            failed[rid] = WriteResult(rid, False, category, message)
+    all_written = len(answered) == len({w.record_id for w in writes} - set(failed))
     results = []
     for w in writes:
         if w.record_id in failed:
             results.append(failed[w.record_id])
-        elif w.record_id in done:
+        elif w.record_id in done or all_written:
             results.append(WriteResult(w.record_id, True))
         else:
             category, message = unplaced[0] if unplaced else ("UNKNOWN", "HubSpot gave no result")
             results.append(WriteResult(w.record_id, False, category, message))
     return results
+
+
+def _merged(writes: Sequence[RecordWrite]) -> list[RecordWrite]:
+    """One write per record id, in first-seen order, holding the values of all its writes (later
+    values win): the state writing them one after another would leave."""
+    values: dict[str, dict[str, Any]] = {}
+    for w in writes:
+        values.setdefault(w.record_id, {}).update(w.values)
+    return [RecordWrite(rid, v) for rid, v in values.items()]
+
+
+def _properties(values: Mapping[str, Any]) -> dict[str, str]:
+    return {k: _text(v) for k, v in values.items()}
 
 
 def _owner_record(owner: Mapping[str, Any], fields: Sequence[str]) -> RawRecord:

@@ -4,10 +4,15 @@ The unmodified hubspot-api-client talks to it through its ``host`` setting. What
 HubSpot's behaviour:
 
 - objects (contacts, companies, deals): ``batch/read`` (100 ids, 50 with ``propertiesWithHistory``;
-  unknown ids → 207 with an ``OBJECT_NOT_FOUND`` error), ``batch/update`` (100 inputs; per-record
-  failures → 207 Multi-Status with HubSpot's ``status``/``category``/``message``/``context``),
+  by a unique property with ``idProperty``; unknown ids → 207 with an ``OBJECT_NOT_FOUND`` error),
+  ``batch/update`` (100 inputs; per-record failures → 207 Multi-Status with HubSpot's
+  ``status``/``category``/``message``/``context``),
   ``search`` (filter groups with EQ/NEQ/LT/LTE/GT/GTE/BETWEEN/IN/HAS_PROPERTY, one sort, 200 a
   page, ``after`` paging that stops at the 10,000-result cap with a 400);
+- custom objects (:meth:`HubSpotEmulator.define_custom_object`, tasuki's KPI object with
+  :meth:`HubSpotEmulator.define_tasuki_kpi`), addressed by objectTypeId (``2-…``), fully qualified
+  name (``p{portalId}_{name}``) or ``p_{name}``, never by the bare name;
+- ``batch/upsert`` on a unique-value property (see :meth:`HubSpotEmulator._route_batch_upsert`);
 - property history (newest first, with ``sourceType``/``sourceId``), owners with teams,
   pipelines with stages, OAuth refresh-token grant;
 - rate limits: a burst window per token (429 ``TEN_SECONDLY_ROLLING``), search per second (429
@@ -40,6 +45,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 OBJECTS = ("contacts", "companies", "deals")
+OBJECT_TYPE_IDS = {"contacts": "0-1", "companies": "0-2", "deals": "0-3"}
 LASTMOD = {"contacts": "lastmodifieddate", "companies": "hs_lastmodifieddate"}
 DATETIME_PROPS = {"createdate", "lastmodifieddate", "hs_lastmodifieddate", "closedate"}
 NUMERIC_PROPS = {"hs_object_id", "amount"}
@@ -47,6 +53,22 @@ BATCH_LIMIT = 100
 HISTORY_BATCH_LIMIT = 50
 SEARCH_PAGE_LIMIT = 200
 SEARCH_RESULT_CAP = 10_000
+TASUKI_KPI_TYPE_ID = "2-7654321"
+TASUKI_KPI_PROPERTIES = {
+    "tasuki_key": "string",
+    "hubspot_owner_id": "string",
+    "subject_kind": "string",
+    "subject": "string",
+    "kpi_id": "string",
+    "kpi_label": "string",
+    "period": "string",
+    "value": "number",
+    "target": "number",
+    "attainment": "number",
+    "numerator": "number",
+    "denominator": "number",
+}
+"""The ``tasuki_kpi`` custom object of docs/hubspot.md; ``tasuki_key`` has unique values."""
 
 
 def lastmod_property(object_type: str) -> str:
@@ -94,8 +116,10 @@ class Fault:
 class ObjectStore:
     """One object type's records with a lazily rebuilt (lastmod, id) index for search."""
 
-    def __init__(self, object_type: str) -> None:
+    def __init__(self, object_type: str, type_id: str = "") -> None:
         self.type = object_type
+        self.type_id = type_id or OBJECT_TYPE_IDS.get(object_type, object_type)
+        """The objectTypeId (``0-1`` contacts, ``2-…`` a custom object) HubSpot's errors name."""
         self.records: dict[int, Rec] = {}
         self.properties: set[str] | None = None
         self.types: dict[str, str] = {}
@@ -139,6 +163,10 @@ class HubSpotEmulator:
         self.daily_used = 0
         self.timeout_delay = timeout_delay
         self.stores = {o: ObjectStore(o) for o in OBJECTS}
+        self.multi_status = True
+        """Whether inputs that all carry an ``objectWriteTraceId`` get a 207 naming the refused
+        ones (what HubSpot answers); ``False`` refuses the whole batch for one bad input, as HubSpot
+        does for inputs without trace ids."""
         self.owners: list[dict[str, Any]] = []
         self.pipelines: dict[str, list[dict[str, Any]]] = {}
         self.refresh_tokens: dict[str, tuple[str, str, str]] = {}
@@ -191,17 +219,29 @@ class HubSpotEmulator:
         store.properties = set(store.types)
 
     def define_custom_object(
-        self, name: str, type_id: str, properties: Iterable[str], *, unique: Iterable[str] = ()
+        self,
+        name: str,
+        type_id: str,
+        properties: Mapping[str, str] | Iterable[str],
+        *,
+        unique: Iterable[str] = (),
     ) -> ObjectStore:
-        """A custom object schema, addressable by its objectTypeId (``2-…``), its fully
-        qualified name (``p{portalId}_{name}``) and ``p_{name}``; ``unique`` properties have
-        ``hasUniqueValue`` (``batch/upsert`` may match on them)."""
-        store = ObjectStore(type_id)
+        """A custom object schema (what ``POST /crm/v3/schemas`` makes), addressable by its
+        objectTypeId (``2-…``), its fully qualified name (``p{portalId}_{name}``) and ``p_{name}``
+        but not by ``name`` alone; ``unique`` properties have ``hasUniqueValue`` (``batch/upsert``
+        and ``batch/read`` may match on them)."""
+        store = ObjectStore(type_id, type_id)
         for alias in (type_id, f"p{self.portal_id}_{name}", f"p_{name}"):
             self.stores[alias] = store
         self.define(type_id, properties)
         store.unique = set(unique)
         return store
+
+    def define_tasuki_kpi(self) -> ObjectStore:
+        """tasuki's KPI object (:data:`TASUKI_KPI_PROPERTIES`), upserted on ``tasuki_key``."""
+        return self.define_custom_object(
+            "tasuki_kpi", TASUKI_KPI_TYPE_ID, TASUKI_KPI_PROPERTIES, unique=["tasuki_key"]
+        )
 
     def add_owner(
         self, owner_id: str, first: str, last: str, email: str, team: str | None, *, at: int = 0
@@ -569,9 +609,17 @@ class HubSpotEmulator:
                 400, f"Batch input of {len(inputs)} exceeds the limit of 100.", "VALIDATION_ERROR"
             )
         props = list((body or {}).get("properties") or [])
+        id_property = (body or {}).get("idProperty")
+        by_value = (
+            {r.props.get(id_property): r for r in store.records.values()} if id_property else {}
+        )
         results, missing = [], []
         for item in inputs:
-            rec = store.records.get(int(item["id"])) if str(item.get("id", "")).isdigit() else None
+            key = str(item.get("id", ""))
+            if id_property:
+                rec = by_value.get(key)
+            else:
+                rec = store.records.get(int(key)) if key.isdigit() else None
             if rec is None:
                 missing.append(str(item.get("id")))
             else:
@@ -626,8 +674,15 @@ class HubSpotEmulator:
     def _route_batch_upsert(
         self, request: Request, body: Any, app_id: str, object_type: str
     ) -> Response:
-        """Create or update by a unique property: ``new`` says which. Checks as ``batch/update``
-        (100 inputs, duplicate ids refuse the batch, unknown properties refuse the record)."""
+        """Create or update each input matched on its ``idProperty`` (a property with unique
+        values; HubSpot refuses any other for the whole batch), ``new`` saying which.
+
+        The whole batch is refused (400) for more than 100 inputs or an id given twice. An input
+        with a property the object lacks is refused alone in a 207 naming its
+        ``objectWriteTraceId`` when every input carries one; without trace ids it refuses the
+        whole batch and nothing is written (HubSpot's error-handling guide on multi-status
+        errors; a live probe of ``batch/upsert`` reported the same).
+        """
         store = self.stores.get(object_type)
         if store is None:
             return _error(
@@ -638,39 +693,60 @@ class HubSpotEmulator:
             return _error(
                 400, f"Batch input of {len(inputs)} exceeds the limit of 100.", "VALIDATION_ERROR"
             )
-        ids = [str(i.get("id")) for i in inputs]
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
-        if dupes:
-            return _error(
-                400,
-                f"Duplicate IDs found in batch input: {dupes}. IDs must be unique",
-                "VALIDATION_ERROR",
-            )
         for item in inputs:
-            prop = item.get("idProperty")
+            prop = str(item.get("idProperty") or "")
             if prop not in store.unique:
                 return _error(
                     400,
-                    f"{prop} is not a unique identifier property for {object_type}",
+                    f"Unable to perform update/upsert by non-unique {store.type_id} property "
+                    f"{prop} in portal ID {self.portal_id}",
                     "VALIDATION_ERROR",
                 )
-        results, errors = [], []
-        stamp = now_ms()
+        keys = [str(i.get("id")) for i in inputs]
+        dupes = sorted({k for k in keys if keys.count(k) > 1})
+        if dupes:
+            return _error(
+                400,
+                f"Duplicate IDs found in batch input: [{', '.join(dupes)}]. IDs must be unique",
+                "VALIDATION_ERROR",
+                context={"ids": dupes},
+            )
+        traced = self.multi_status and all(i.get("objectWriteTraceId") for i in inputs)
+        writes, errors = [], []
         for item in inputs:
             key, prop = str(item.get("id")), str(item.get("idProperty"))
             props = {**(item.get("properties") or {}), prop: key}
             unknown = sorted(set(props) - store.properties) if store.properties is not None else []
-            if unknown:
+            if not unknown:
+                writes.append((key, prop, props))
+            elif traced:
                 errors.append(
                     {
                         "status": "error",
                         "category": "VALIDATION_ERROR",
-                        "message": f'Property "{unknown[0]}" does not exist',
-                        "context": {"ids": [key], "propertyName": unknown},
+                        "message": _invalid_properties(unknown, self.portal_id),
+                        "context": {"objectWriteTraceId": [str(item["objectWriteTraceId"])]},
                     }
                 )
-                continue
-            rec = next((r for r in store.records.values() if r.props.get(prop) == key), None)
+            else:
+                return _error(
+                    400,
+                    _invalid_properties(unknown, self.portal_id),
+                    "VALIDATION_ERROR",
+                    errors=[
+                        {
+                            "message": f'Property "{name}" does not exist',
+                            "code": "PROPERTY_DOESNT_EXIST",
+                            "context": {"propertyName": [name]},
+                        }
+                        for name in unknown
+                    ],
+                )
+        results = []
+        stamp = now_ms()
+        by_value = {(p, r.props.get(p)): r for p in store.unique for r in store.records.values()}
+        for key, prop, props in writes:
+            rec = by_value.get((prop, key))
             new = rec is None
             if rec is None:
                 rid = next(self._ids)
@@ -912,6 +988,22 @@ def _rate_limited(policy: str, *, interval_ms: int) -> Response:
     response.headers["X-HubSpot-RateLimit-Interval-Milliseconds"] = str(interval_ms)
     response.headers["X-HubSpot-RateLimit-Remaining"] = "0"
     return response
+
+
+def _invalid_properties(names: list[str], portal_id: int) -> str:
+    """HubSpot's message for properties an object lacks (a JSON list inside the text)."""
+    problems = [
+        {
+            "isValid": False,
+            "message": f'Property "{name}" does not exist',
+            "error": "PROPERTY_DOESNT_EXIST",
+            "name": name,
+            "localizedErrorMessage": f'Property "{name}" does not exist',
+            "portalId": portal_id,
+        }
+        for name in names
+    ]
+    return "Property values were not valid: " + json.dumps(problems, separators=(",", ":"))
 
 
 def _not_found(object_type: str, ids: list[str]) -> list[dict[str, Any]]:
