@@ -57,6 +57,19 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
+def _fields_of(db: sqlite3.Connection, object: str) -> set[str]:
+    """The fields ``object`` accepts (none when it was never defined)."""
+    row = db.execute("SELECT fields FROM objects WHERE name=?", (object,)).fetchone()
+    return set(json.loads(row[0])) if row else set()
+
+
+def _invalid_field(record_id: str, object: str, field: str) -> WriteResult:
+    """Salesforce's refusal of a write naming a field the object does not have."""
+    return WriteResult(
+        record_id, False, "INVALID_FIELD", f"No such column '{field}' on entity '{object}'"
+    )
+
+
 def _iso(at: datetime) -> str:
     return at.astimezone(UTC).isoformat()
 
@@ -95,8 +108,7 @@ class LocalCrm:
     def define(self, object: str, fields: Sequence[str]) -> None:
         """Declare an object and the fields it accepts (writes to other fields are rejected)."""
         with self._tx() as db:
-            row = db.execute("SELECT fields FROM objects WHERE name=?", (object,)).fetchone()
-            known = set(json.loads(row[0])) if row else set()
+            known = _fields_of(db, object)
             known.update(fields)
             db.execute(
                 "INSERT INTO objects (name, fields) VALUES (?, ?) "
@@ -293,8 +305,7 @@ class LocalCrm:
         now = datetime.now(UTC)
         results: list[WriteResult] = []
         with self._tx() as db:
-            row = db.execute("SELECT fields FROM objects WHERE name=?", (object,)).fetchone()
-            known = set(json.loads(row[0])) if row else set()
+            known = _fields_of(db, object)
             for w in writes:
                 unknown = sorted(set(w.values) - known)
                 state = db.execute(
@@ -311,14 +322,7 @@ class LocalCrm:
                         WriteResult(w.record_id, False, "ENTITY_IS_DELETED", "entity is deleted")
                     )
                 elif unknown:
-                    results.append(
-                        WriteResult(
-                            w.record_id,
-                            False,
-                            "INVALID_FIELD",
-                            f"No such column '{unknown[0]}' on entity '{object}'",
-                        )
-                    )
+                    results.append(_invalid_field(w.record_id, object, unknown[0]))
                 else:
                     self._apply(db, object, w.record_id, w.values, at=now, by=self.integration_user)
                     results.append(WriteResult(w.record_id, True))
@@ -338,19 +342,20 @@ class LocalCrm:
         counts = Counter(w.record_id for w in writes)
         results: list[WriteResult] = []
         with self._tx() as db:
-            row = db.execute("SELECT fields FROM objects WHERE name=?", (object,)).fetchone()
-            known = set(json.loads(row[0])) if row else set()
+            known = _fields_of(db, object)
+            # Every live record's key, read once for the call.
+            ids_by_key = {
+                str(key): str(rid)
+                for rid, key in db.execute(
+                    "SELECT id, json_extract(fields, ?) FROM records WHERE object=? AND deleted=0",
+                    (f'$."{key_field}"', object),
+                )
+                if key is not None
+            }
             for w in writes:
                 unknown = sorted((set(w.values) | {key_field}) - known)
                 if unknown:
-                    results.append(
-                        WriteResult(
-                            w.record_id,
-                            False,
-                            "INVALID_FIELD",
-                            f"No such column '{unknown[0]}' on entity '{object}'",
-                        )
-                    )
+                    results.append(_invalid_field(w.record_id, object, unknown[0]))
                     continue
                 if counts[w.record_id] > 1:
                     results.append(
@@ -362,12 +367,7 @@ class LocalCrm:
                         )
                     )
                     continue
-                found = db.execute(
-                    "SELECT id FROM records WHERE object=? AND deleted=0 "
-                    "AND json_extract(fields, ?) = ?",
-                    (object, f'$."{key_field}"', w.record_id),
-                ).fetchone()
-                record_id = str(found[0]) if found else f"{object[:3]}{self._next_seq(db):012d}"
+                record_id = ids_by_key.get(w.record_id) or f"{object[:3]}{self._next_seq(db):012d}"
                 values = {**w.values, key_field: w.record_id}
                 self._apply(db, object, record_id, values, at=now, by=self.integration_user)
                 results.append(WriteResult(w.record_id, True))

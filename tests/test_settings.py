@@ -16,6 +16,20 @@ def _write(tmp_path: Path, text: str) -> dict[str, str]:
     return {"TASUKI_CONFIG": str(path), "TASUKI_DATA_DIR": str(tmp_path / "data")}
 
 
+def _refused(
+    tmp_path: Path, old: str, new: str, line_of: str
+) -> tuple[ConfigError, dict[str, str], int]:
+    """The default config with ``old`` replaced by ``new``, loaded: the error it raises, the
+    environment that named it, and the line holding ``line_of`` in the changed text."""
+    assert old in BASE
+    text = BASE.replace(old, new, 1)
+    env = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_settings(env)
+    line = next(i for i, ln in enumerate(text.splitlines(), 1) if line_of in ln)
+    return err.value, env, line
+
+
 def test_the_embedded_default_loads() -> None:
     s = load_settings({})
     assert s.config.crm == "local"
@@ -55,14 +69,9 @@ def test_the_embedded_default_loads() -> None:
 def test_a_wrong_value_names_file_line_and_column(
     tmp_path: Path, old: str, new: str, line_of: str, message: str
 ) -> None:
-    assert old in BASE
-    text = BASE.replace(old, new, 1)
-    env = _write(tmp_path, text)
-    with pytest.raises(ConfigError) as err:
-        load_settings(env)
-    problem = err.value.problems[0]
+    err, env, expected_line = _refused(tmp_path, old, new, line_of)
+    problem = err.problems[0]
     assert problem.file == env["TASUKI_CONFIG"]
-    expected_line = next(i for i, ln in enumerate(text.splitlines(), 1) if line_of in ln)
     assert problem.line == expected_line
     assert message in problem.message
     assert str(problem).startswith(f"{env['TASUKI_CONFIG']}:{expected_line}:{problem.column}: ")
@@ -136,14 +145,9 @@ def test_secrets_never_print(tmp_path: Path) -> None:
 def test_a_wrong_kpi_row_mapping_names_its_line(
     tmp_path: Path, old: str, new: str, line_of: str, message: str
 ) -> None:
-    assert old in BASE
-    text = BASE.replace(old, new, 1)
-    env = _write(tmp_path, text)
-    with pytest.raises(ConfigError) as err:
-        load_settings(env)
-    problem = err.value.problems[0]
-    expected_line = next(i for i, ln in enumerate(text.splitlines(), 1) if line_of in ln)
-    assert (problem.line, len(err.value.problems)) == (expected_line, 1), str(err.value)
+    err, _, expected_line = _refused(tmp_path, old, new, line_of)
+    problem = err.problems[0]
+    assert (problem.line, len(err.problems)) == (expected_line, 1), str(err)
     assert message in problem.message
 
 

@@ -284,10 +284,8 @@ def define_schema(crm: LocalCrm, config: Config) -> None:
     """Declare every object and field the mapping names, so the CRM accepts tasuki's writes."""
     local = config.model_copy(update={"crm": "local"})
     mapper = Mapper(local)
-    for logical in [
-        *mapper.objects,
-        *(o for o in local.write_only_objects if "local" in local.objects[o]),
-    ]:
+    # Every object mapped for the embedded CRM: the synced ones and tasuki's own (KPI rows).
+    for logical in (o for o, per_system in local.objects.items() if "local" in per_system):
         crm.define(
             mapper.physical_object(logical), mapper.physical_fields(logical) + CRM_EXTRA_FIELDS
         )

@@ -33,7 +33,7 @@ from tasuki.kpis.engine import (
 )
 from tasuki.kpis.periods import containing, kind_of, period_of, previous, spanning
 from tasuki.kpis.query import Context, EventRow
-from tasuki.kpis.schema import Kpi, KpiBook, load_kpibook
+from tasuki.kpis.schema import Kpi, KpiBook, KpiKind, load_kpibook
 from tasuki.settings import Settings
 from tasuki.store.db import Store
 from tasuki.store.models import Handoff, KpiValue, Person, SyncCursor
@@ -227,6 +227,12 @@ class PersonKpis:
     attainment: float | None
 
 
+def _no_events(kpi: Kpi) -> float | None:
+    """A person's figure when nothing was counted: zero for counts and sums, unknown (``None``)
+    for rates and durations."""
+    return None if kpi.is_ratio or kpi.kind == KpiKind.DURATION else 0.0
+
+
 def _attainment(kpi: Kpi, value: float | None, target: float | None) -> float | None:
     if value is None or not target:
         return None
@@ -281,8 +287,8 @@ def person_summary(store: Store, settings: Settings, period: str) -> list[Person
             for kpi_id, item in items.items():
                 kpi = b.kpis[kpi_id]
                 value = values.get((kpi_id, p.user_id, kpi_period[kpi_id]))
-                if value is None and not kpi.is_ratio and kpi.kind != "duration":
-                    value = 0.0  # nothing counted: zero, not unknown
+                if value is None:
+                    value = _no_events(kpi)
                 target = target_for(b, kpi_id, "person", p.user_id, subjects) or item.target
                 figs.append(
                     KpiFigure(
@@ -391,18 +397,15 @@ def _row_values(store: Store, settings: Settings, periods: Sequence[str]) -> lis
                     v.denominator,
                     v.target,
                 )
-        people = session.execute(
-            select(Person.user_id, Person.department).where(Person.system == cfg.crm)
-        ).all()
         subjects = Subjects.load(session, cfg.crm)
     if "person" in kinds:
-        for user_id, dept in people:
+        for user_id, dept in subjects.departments.items():
             goal = b.goals.get(dept or "")
             if goal is None:
                 continue
             for kpi_id, item in {**goal.own, **goal.neighbour}.items():
                 kpi = b.kpis[kpi_id]
-                zero = None if kpi.is_ratio or kpi.kind == "duration" else 0.0
+                zero = _no_events(kpi)
                 goal_target = target_for(b, kpi_id, "person", user_id, subjects) or item.target
                 for p in per_kpi[kpi_id]:
                     figures.setdefault(
@@ -448,7 +451,7 @@ def _record_values(
         for kpi in with_field:
             obj, field = b.event_objects[kpi.id], kpi.record_field
             assert field is not None
-            digits = 1 if kpi.kind == "duration" else 4
+            digits = 1 if kpi.kind == KpiKind.DURATION else 4
             for p in per_kpi[kpi.id]:  # oldest first: a record in two periods keeps the latest
                 for e in explain_rows(ctx, kpi, p, None):
                     if e.numerator is not None:

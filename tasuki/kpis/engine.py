@@ -61,29 +61,24 @@ class Figure:
 
 
 def _instant(value: datetime | str | None) -> datetime | None:
+    """A datetime or ISO text as an aware instant (naive = UTC); ``None`` for nothing or not a
+    date."""
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
+        parsed = value
+    else:
+        try:
+            parsed = datetime.fromisoformat(value)  # "Z" included, since Python 3.11
+        except ValueError:
+            return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _epoch(value: datetime | str | None) -> float | None:
-    """Epoch seconds of a datetime or ISO text (naive = UTC); ``None`` for nothing or not a
-    date. The hot path of durations and SLAs: one call per event."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
-    try:
-        parsed = datetime.fromisoformat(value)  # "Z" included, since Python 3.11
-    except ValueError:
-        return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+    """:func:`_instant` as epoch seconds: durations and SLAs are measured on these."""
+    at = _instant(value)
+    return None if at is None else at.timestamp()
 
 
 def _hours(ctx: Context, kpi: Kpi, start: float, end: float) -> float:

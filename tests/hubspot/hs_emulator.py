@@ -587,14 +587,21 @@ class HubSpotEmulator:
             }
         return out
 
-    def _route_batch_read(
-        self, request: Request, body: Any, app_id: str, object_type: str
-    ) -> Response:
+    def _store_of(self, object_type: str) -> ObjectStore | Response:
+        """The records of ``object_type``, or HubSpot's answer to a type it cannot name."""
         store = self.stores.get(object_type)
         if store is None:
             return _error(
                 400, f"Unable to infer object type from: {object_type}", "VALIDATION_ERROR"
             )
+        return store
+
+    def _route_batch_read(
+        self, request: Request, body: Any, app_id: str, object_type: str
+    ) -> Response:
+        store = self._store_of(object_type)
+        if isinstance(store, Response):
+            return store
         inputs = (body or {}).get("inputs") or []
         history = list((body or {}).get("propertiesWithHistory") or [])
         if history and len(inputs) > HISTORY_BATCH_LIMIT:
@@ -605,9 +612,7 @@ class HubSpotEmulator:
                 "VALIDATION_ERROR",
             )
         if len(inputs) > BATCH_LIMIT:
-            return _error(
-                400, f"Batch input of {len(inputs)} exceeds the limit of 100.", "VALIDATION_ERROR"
-            )
+            return _too_many(inputs)
         props = list((body or {}).get("properties") or [])
         id_property = (body or {}).get("idProperty")
         by_value = (
@@ -629,16 +634,12 @@ class HubSpotEmulator:
     def _route_batch_update(
         self, request: Request, body: Any, app_id: str, object_type: str
     ) -> Response:
-        store = self.stores.get(object_type)
-        if store is None:
-            return _error(
-                400, f"Unable to infer object type from: {object_type}", "VALIDATION_ERROR"
-            )
+        store = self._store_of(object_type)
+        if isinstance(store, Response):
+            return store
         inputs = (body or {}).get("inputs") or []
         if len(inputs) > BATCH_LIMIT:
-            return _error(
-                400, f"Batch input of {len(inputs)} exceeds the limit of 100.", "VALIDATION_ERROR"
-            )
+            return _too_many(inputs)
         ids = [str(i.get("id")) for i in inputs]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
@@ -683,16 +684,12 @@ class HubSpotEmulator:
         whole batch and nothing is written (HubSpot's error-handling guide on multi-status
         errors; a live probe of ``batch/upsert`` reported the same).
         """
-        store = self.stores.get(object_type)
-        if store is None:
-            return _error(
-                400, f"Unable to infer object type from: {object_type}", "VALIDATION_ERROR"
-            )
+        store = self._store_of(object_type)
+        if isinstance(store, Response):
+            return store
         inputs = (body or {}).get("inputs") or []
         if len(inputs) > BATCH_LIMIT:
-            return _error(
-                400, f"Batch input of {len(inputs)} exceeds the limit of 100.", "VALIDATION_ERROR"
-            )
+            return _too_many(inputs)
         for item in inputs:
             prop = str(item.get("idProperty") or "")
             if prop not in store.unique:
@@ -757,11 +754,9 @@ class HubSpotEmulator:
         return _batch_answer(results, errors)
 
     def _route_search(self, request: Request, body: Any, app_id: str, object_type: str) -> Response:
-        store = self.stores.get(object_type)
-        if store is None:
-            return _error(
-                400, f"Unable to infer object type from: {object_type}", "VALIDATION_ERROR"
-            )
+        store = self._store_of(object_type)
+        if isinstance(store, Response):
+            return store
         body = body or {}
         limit = int(body.get("limit") or 10)
         after = int(body.get("after") or 0)
@@ -815,11 +810,9 @@ class HubSpotEmulator:
     def _route_properties(
         self, request: Request, body: Any, app_id: str, object_type: str
     ) -> Response:
-        store = self.stores.get(object_type)
-        if store is None:
-            return _error(
-                400, f"Unable to infer object type from: {object_type}", "VALIDATION_ERROR"
-            )
+        store = self._store_of(object_type)
+        if isinstance(store, Response):
+            return store
         standard = {
             p: _default_type(p)
             for p in ("hs_object_id", "createdate", lastmod_property(object_type))
@@ -1019,6 +1012,13 @@ def _not_found(object_type: str, ids: list[str]) -> list[dict[str, Any]]:
             "context": {"ids": ids},
         }
     ]
+
+
+def _too_many(inputs: list[Any]) -> Response:
+    """HubSpot's refusal of a batch over :data:`BATCH_LIMIT` inputs."""
+    return _error(
+        400, f"Batch input of {len(inputs)} exceeds the limit of 100.", "VALIDATION_ERROR"
+    )
 
 
 def _batch_answer(results: list[dict[str, Any]], errors: list[dict[str, Any]]) -> Response:

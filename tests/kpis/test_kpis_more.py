@@ -64,6 +64,18 @@ def test_sqlite_and_postgresql_give_identical_results(
     )
 
 
+def _m2_september_mqls(store: Store) -> float | None:
+    """M2's stored MQL count for September."""
+    with store.session() as s:
+        return s.scalar(
+            select(KpiValue.value).where(
+                KpiValue.kpi_id == "mk_mqls",
+                KpiValue.subject_id == "M2",
+                KpiValue.period == "2026-09",
+            )
+        )
+
+
 def test_first_run_covers_history_then_only_touched_periods(
     store: Store, settings: Settings, org: Any
 ) -> None:
@@ -77,15 +89,7 @@ def test_first_run_covers_history_then_only_touched_periods(
     org.record("lead", "L9")
     org.handoff("MK→IS", "L9", "M2", "I1", "2026-09-15T01:00", detected=later)
     assert kpis.compute(store, settings, now=later) > 0
-    with store.session() as s:
-        sept = s.scalar(
-            select(KpiValue.value).where(
-                KpiValue.kpi_id == "mk_mqls",
-                KpiValue.subject_id == "M2",
-                KpiValue.period == "2026-09",
-            )
-        )
-    assert sept == 1.0
+    assert _m2_september_mqls(store) == 1.0
 
 
 def test_computing_a_named_period_does_not_hide_changes_from_the_next_incremental_run(
@@ -102,15 +106,7 @@ def test_computing_a_named_period_does_not_hide_changes_from_the_next_incrementa
     assert kpis.compute(store, settings, now=later + timedelta(minutes=20), periods=["2026-11"])
     # The hourly run still sees the September change.
     kpis.compute(store, settings, now=later + timedelta(hours=1))
-    with store.session() as s:
-        sept = s.scalar(
-            select(KpiValue.value).where(
-                KpiValue.kpi_id == "mk_mqls",
-                KpiValue.subject_id == "M2",
-                KpiValue.period == "2026-09",
-            )
-        )
-    assert sept == 1.0
+    assert _m2_september_mqls(store) == 1.0
 
 
 def test_an_account_churning_recomputes_the_period_of_its_deals_handoff(

@@ -611,14 +611,21 @@ class Emulator:
                 out.append(self._attributes(object, {f: rec.get(f) for f in ["Id", *fields]}))
         return self._json(out)
 
-    def update(self, args: Mapping[str, str], body: Row, user: str) -> Response:
-        records = list(body.get("records", []))
+    def _refuse_collection(self, records: list[Row], body: Row) -> Response | None:
+        """Salesforce's answer to a collections save it will not start, else ``None``."""
         if len(records) > MAX_UPDATE:
             return self._json([sf_error("EXCEEDED_ID_LIMIT", TOO_MANY_RECORDS)], 400)
         if body.get("allOrNone"):
             return self._json(
                 [sf_error("NOT_SUPPORTED", "the emulator needs allOrNone=false")], 400
             )
+        return None
+
+    def update(self, args: Mapping[str, str], body: Row, user: str) -> Response:
+        records = list(body.get("records", []))
+        refused = self._refuse_collection(records, body)
+        if refused is not None:
+            return refused
         now = datetime.now(UTC)
         results: list[Row] = []
         with self.org.lock:
@@ -635,12 +642,9 @@ class Emulator:
 
     def upsert(self, object: str, key_field: str, body: Row, user: str) -> Response:
         records = list(body.get("records", []))
-        if len(records) > MAX_UPDATE:
-            return self._json([sf_error("EXCEEDED_ID_LIMIT", TOO_MANY_RECORDS)], 400)
-        if body.get("allOrNone"):
-            return self._json(
-                [sf_error("NOT_SUPPORTED", "the emulator needs allOrNone=false")], 400
-            )
+        refused = self._refuse_collection(records, body)
+        if refused is not None:
+            return refused
         if object not in self.org.schema:
             return self._json([sf_error("NOT_FOUND", NOT_FOUND)], 404)
         if key_field not in self.org.external_ids[object]:
