@@ -7,6 +7,7 @@ write-back waits in the queue, further requests join it instead of adding calls.
     sync_records(object, ids)   webhook notice → fetch → snapshot → handoffs → verdicts
     reconcile(object=None)      the same from the sync cursor: catches whatever webhooks missed
     sla_sweep()                 re-judges recent handoffs whose SLA may have run out
+    recover()                   queues again the work the store says is owed and no job is doing
     compute_kpis()              KPI values for the periods that changed (hourly and on change)
     recompute_closed_period()   nightly: the previous period in full
     write_back()                desired values → ledger diff → batched CRM writes
@@ -17,26 +18,32 @@ write-back waits in the queue, further requests join it instead of adding calls.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from rq.job import Job
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
 
 from tasuki import runtime
-from tasuki.handoffs import detect, unknown_owners
-from tasuki.judging import judge_records, verdict_values
+from tasuki.judging import Judged, judge_owed, judge_with_dependents, verdict_values
 from tasuki.judging import sla_sweep as _sla_sweep
 from tasuki.mapping import Mapper
+from tasuki.owed import Debt, Owed, assign, owe, owed, settle, stale
 from tasuki.queue import (
+    current_job_id,
     enqueue_kpis,
     enqueue_match_recordings,
+    enqueue_once,
+    enqueue_sync,
     enqueue_write_back,
+    is_alive,
     job_queue,
 )
 from tasuki.recordings import pipeline as recordings
 from tasuki.runtime import Runtime
-from tasuki.store.models import Delivery, Record, utcnow
+from tasuki.store.models import Delivery, utcnow
 from tasuki.sync import SyncResult, sync_ids, sync_people
 from tasuki.sync import reconcile as _reconcile
 from tasuki.writeback import write_back as _write_back
@@ -44,68 +51,37 @@ from tasuki.writeback import write_back as _write_back
 log = logging.getLogger(__name__)
 
 
-def _dependents(rt: Runtime, logical: str, ids: Sequence[str]) -> dict[str, list[str]]:
-    """Records whose rules look at the changed records (a lead looks at its account)."""
-    out: dict[str, list[str]] = {}
-    with rt.store.session() as session:
-        for obj, links in rt.settings.config.related.items():
-            for rel_obj, lookup in links.items():
-                if rel_obj != logical:
-                    continue
-                rows = session.scalars(
-                    select(Record.record_id).where(
-                        Record.system == rt.system,
-                        Record.object == obj,
-                        Record.fields[lookup].as_string().in_(list(ids)),
-                    )
-                ).all()
-                if rows:
-                    out.setdefault(obj, []).extend(rows)
-    return out
-
-
-def _after_sync(rt: Runtime, results: Sequence[SyncResult]) -> dict[str, int]:
-    """Detect and judge the handoffs of what changed; queue KPIs and write-back if needed."""
-    now = utcnow()
-    new_handoffs = changed_verdicts = 0
-    for result in results:
-        if not result.changed:
-            continue
-        with rt.store.session() as session:
-            missing = unknown_owners(session, rt.system, result.object, result.changed)
-        if missing:
-            # A record moved to someone tasuki has not met yet: learn the users first, or the
-            # departments of this handoff would be unknown.
-            sync_people(rt)
-        with rt.store.session() as session:
-            new_handoffs += detect(
-                session, rt.settings.config, rt.system, result.object, result.changed
-            )
-            changed_verdicts += judge_records(rt, session, result.object, result.changed, now)
-        for obj, ids in _dependents(rt, result.object, result.changed).items():
-            with rt.store.session() as session:
-                changed_verdicts += judge_records(rt, session, obj, ids, now)
-    if new_handoffs or changed_verdicts:
+def _follow_up(rt: Runtime, judged: Judged, records_changed: bool) -> None:
+    """Queue what judging made due (its debts are already in the store)."""
+    if judged.handoffs or judged.verdicts_changed:
         queue = job_queue(rt.settings, rt.redis_connection)
         enqueue_kpis(queue)
         enqueue_write_back(queue)
-    if any(r.changed for r in results) and recordings.pending(rt):
+    if records_changed and recordings.pending(rt):
         # New records may be what an unmatched recording was waiting for.
         enqueue_match_recordings(job_queue(rt.settings, rt.redis_connection))
+
+
+def _figures(results: Sequence[SyncResult], judged: Judged) -> dict[str, int]:
     return {
         "records": sum(r.records for r in results),
         "echoes": sum(r.echoes for r in results),
         "deleted": sum(r.deleted for r in results),
         "transitions": sum(r.transitions for r in results),
-        "handoffs": new_handoffs,
-        "verdicts_changed": changed_verdicts,
+        "handoffs": judged.handoffs,
+        "verdicts_changed": judged.verdicts_changed,
     }
 
 
 def sync_records(object: str, ids: list[str]) -> dict[str, int]:
-    """Sync the CRM records ``ids`` of CRM object ``object`` and act on what changed."""
+    """Sync the CRM records ``ids`` of CRM object ``object`` and act on what changed.
+
+    Judges whatever these records owe, including what an earlier, killed run of this job left."""
     rt = runtime.current()
-    return _after_sync(rt, [sync_ids(rt, object, ids)])
+    result = sync_ids(rt, object, ids)
+    judged = judge_owed(rt, result.object, ids)
+    _follow_up(rt, judged, bool(result.changed))
+    return _figures([result], judged)
 
 
 def reconcile(object: str | None = None) -> dict[str, int]:
@@ -114,10 +90,20 @@ def reconcile(object: str | None = None) -> dict[str, int]:
     sync_people(rt)
     objects = [object] if object else [o for o in Mapper(rt.settings.config).objects]
     results: list[SyncResult] = []
+    handoffs = verdicts = 0
     for logical in objects:
-        if logical != "user":
-            results.extend(_reconcile(rt, logical))
-    return _after_sync(rt, results)
+        if logical == "user":
+            continue
+        found = _reconcile(rt, logical)
+        results.extend(found)
+        changed = [rid for r in found for rid in r.changed]
+        if changed:
+            judged = judge_owed(rt, logical, changed)
+            handoffs += judged.handoffs
+            verdicts += judged.verdicts_changed
+    judged = Judged(handoffs, verdicts)
+    _follow_up(rt, judged, any(r.changed for r in results))
+    return _figures(results, judged)
 
 
 def sla_sweep() -> dict[str, int]:
@@ -146,12 +132,28 @@ def prune_deliveries() -> dict[str, int]:
     return {"pruned": int(gone or 0)}
 
 
+def _settle_then_owe_write_back(debts: Sequence[Debt]) -> Callable[[Session, int], None]:
+    """The end of a KPI computation's transaction: its debts paid, a write-back owed if a
+    figure moved (so a crash cannot leave new figures computed and never written)."""
+
+    def then(session: Session, changed: int) -> None:
+        settle(session, debts)
+        if changed:
+            owe(session, Owed.WRITE_BACK)
+
+    return then
+
+
 def compute_kpis() -> dict[str, int]:
     """Recompute KPI values for the current period (and the ones changes touched)."""
     from tasuki import kpis
 
     rt = runtime.current()
-    changed = kpis.compute(rt.store, rt.settings, now=utcnow())
+    with rt.store.session() as session:
+        debts = owed(session, Owed.KPIS)
+    changed = kpis.compute(
+        rt.store, rt.settings, now=utcnow(), then=_settle_then_owe_write_back(debts)
+    )
     if changed:
         enqueue_write_back(job_queue(rt.settings, rt.redis_connection))
     return {"kpi_values_changed": changed}
@@ -164,7 +166,13 @@ def recompute_closed_period() -> dict[str, int]:
 
     rt = runtime.current()
     closed = kpis.pushed_periods(rt.settings, utcnow())[0]
-    changed = kpis.compute(rt.store, rt.settings, now=utcnow(), periods=[closed])
+    changed = kpis.compute(
+        rt.store,
+        rt.settings,
+        now=utcnow(),
+        periods=[closed],
+        then=_settle_then_owe_write_back([]),
+    )
     if changed:
         enqueue_write_back(job_queue(rt.settings, rt.redis_connection))
     return {"kpi_values_changed": changed}
@@ -197,8 +205,11 @@ def _quota_tight(rt: Runtime) -> bool:
 def write_back(dry_run: bool = False) -> dict[str, int]:
     """Write what differs from the ledger, in full batches; the report's figures as a dict.
 
-    Past the CRM's quota share, only urgent values are written; the rest waits an hour."""
+    Past the CRM's quota share, only urgent values are written; the rest waits an hour (the
+    debt then names the scheduled job, so recovery leaves it to that job)."""
     rt = runtime.current()
+    with rt.store.session() as session:
+        debts = owed(session, Owed.WRITE_BACK)
     tight = _quota_tight(rt)
     report = _write_back(
         rt.store,
@@ -207,11 +218,17 @@ def write_back(dry_run: bool = False) -> dict[str, int]:
         desired_values(rt, urgent_only=tight),
         dry_run=dry_run,
     )
-    if tight and not dry_run:
-        log.warning("CRM API budget past its share: KPI fields deferred by %s", QUOTA_RETRY)
-        job_queue(rt.settings, rt.redis_connection).enqueue_in(
-            QUOTA_RETRY, "worker.write_back", result_ttl=0
-        )
+    if not dry_run:
+        later = None
+        if tight:
+            log.warning("CRM API budget past its share: KPI fields deferred by %s", QUOTA_RETRY)
+            later = job_queue(rt.settings, rt.redis_connection).enqueue_in(
+                QUOTA_RETRY, "worker.write_back", result_ttl=0
+            )
+        with rt.store.session() as session:
+            settle(session, debts)
+            if later is not None:
+                owe(session, Owed.WRITE_BACK, job_id=later.id)
     return {
         "records": report.records,
         "fields": report.fields,
@@ -223,10 +240,23 @@ def write_back(dry_run: bool = False) -> dict[str, int]:
 
 
 def ingest_recording(provider: str, payload: dict[str, Any]) -> dict[str, int]:
-    """Keep one MiiTel or Zoom delivery as a recording and queue linking it."""
+    """Keep one MiiTel or Zoom delivery as a recording and queue linking it.
+
+    Settles the delivery's debt with a matching pass owed, whether or not this run changed
+    anything (a killed earlier run may have kept the recording and not queued the pass)."""
     rt = runtime.current()
     changed = recordings.ingest(rt, provider, payload)
-    if changed:
+    job_id = current_job_id()
+    with rt.store.session() as session:
+        mine = [
+            d
+            for d in owed(session, Owed.RECORDING, provider)
+            if job_id is not None and d.job_id in (job_id, job_id.removesuffix("-next"))
+        ]
+        settle(session, mine)
+        if changed or mine:
+            owe(session, Owed.MATCH_RECORDINGS)
+    if changed or mine:
         enqueue_match_recordings(job_queue(rt.settings, rt.redis_connection))
     return {"changed": int(changed)}
 
@@ -234,21 +264,87 @@ def ingest_recording(provider: str, payload: dict[str, Any]) -> dict[str, int]:
 def match_recordings() -> dict[str, int]:
     """Link pending recordings; re-judge the records that gained or lost one; queue write-back."""
     rt = runtime.current()
+    with rt.store.session() as session:
+        debts = owed(session, Owed.MATCH_RECORDINGS)
     touched = recordings.link_pending(rt)
     by_object: dict[str, list[str]] = {}
     for obj, rid in touched:
         by_object.setdefault(obj, []).append(rid)
-    now = utcnow()
-    changed = 0
-    for obj, ids in by_object.items():
-        with rt.store.session() as session:
-            changed += judge_records(rt, session, obj, ids, now)
-        for dep, dep_ids in _dependents(rt, obj, ids).items():
-            with rt.store.session() as session:
-                changed += judge_records(rt, session, dep, dep_ids, now)
+    with rt.store.session() as session:
+        changed = judge_with_dependents(rt, session, by_object, utcnow())
+        settle(session, debts)
+        if touched:
+            owe(session, Owed.WRITE_BACK)
+            if changed:
+                owe(session, Owed.KPIS)
     if touched:
         queue = job_queue(rt.settings, rt.redis_connection)
         if changed:
             enqueue_kpis(queue)
         enqueue_write_back(queue)
     return {"linked": len(touched), "verdicts_changed": changed}
+
+
+def recover() -> dict[str, int]:
+    """Queue again the work the store says is owed and no live job is doing (every minute, and
+    when the scheduler sees Redis come back): syncs whose job Redis lost, judging a killed
+    worker left, KPI, write-back and matching passes, recordings. Work whose job's worker
+    stopped sending heartbeats (``recovery.abandoned_after_seconds``) counts as lost."""
+    rt = runtime.current()
+    recovery = rt.settings.config.recovery
+    queue = job_queue(rt.settings, rt.redis_connection)
+    with rt.store.session() as session:
+        debts = stale(session, timedelta(seconds=recovery.grace_seconds))
+    alive: dict[str, bool] = {}
+
+    def orphaned(d: Debt) -> bool:
+        if d.job_id is None:
+            return True
+        if d.job_id not in alive:
+            alive[d.job_id] = is_alive(queue, d.job_id, recovery.abandoned_after_seconds)
+        return not alive[d.job_id]
+
+    figures: dict[str, int] = {}
+
+    lost = [d for d in debts if orphaned(d)]
+    by_kind: dict[Owed, list[Debt]] = {}
+    for d in lost:
+        by_kind.setdefault(d.kind, []).append(d)
+    for kind, found in by_kind.items():
+        figures[kind.value] = len(found)
+    for obj, group in _by_object(by_kind.get(Owed.JUDGE, [])).items():
+        judged = judge_owed(rt, obj, [d.record_id for d in group])
+        _follow_up(rt, judged, False)
+    size = rt.connector.read_batch_size
+    for obj, group in _by_object(by_kind.get(Owed.SYNC, [])).items():
+        for start in range(0, len(group), size):
+            chunk = group[start : start + size]
+            job = enqueue_sync(queue, obj, [d.record_id for d in chunk])
+            _assign(rt, chunk, job)
+    for d in by_kind.get(Owed.RECORDING, []):
+        if d.payload and d.job_id:
+            enqueue_once(queue, d.job_id, str(d.payload["func"]), **d.payload["kwargs"])
+    passes = {
+        Owed.KPIS: enqueue_kpis,
+        Owed.WRITE_BACK: enqueue_write_back,
+        Owed.MATCH_RECORDINGS: enqueue_match_recordings,
+    }
+    for kind, enqueue in passes.items():
+        if kind in by_kind:
+            _assign(rt, by_kind[kind], enqueue(queue))
+    return figures
+
+
+def _by_object(debts: Sequence[Debt]) -> dict[str, list[Debt]]:
+    out: dict[str, list[Debt]] = {}
+    for d in debts:
+        out.setdefault(d.object, []).append(d)
+    return out
+
+
+def _assign(rt: Runtime, debts: Sequence[Debt], job: Job | None) -> None:
+    """Name the job now doing ``debts`` (a merged enqueue names the waiting job's id)."""
+    if job is None:
+        return
+    with rt.store.session() as session:
+        assign(session, debts, job.id)

@@ -254,6 +254,25 @@ class LocalCrm:
             out.extend(self._raw(r, fields) for r in rows)
         return out
 
+    def fetch_by_key(
+        self, object: str, key_field: str, keys: Sequence[str], fields: Sequence[str]
+    ) -> list[RawRecord]:
+        """Records whose ``key_field`` holds one of ``keys``, each with the key as its id (how
+        a write-back reads back the KPI rows it may have upserted); one call per
+        ``read_batch_size`` keys."""
+        out: list[RawRecord] = []
+        for start in range(0, len(keys), self.read_batch_size):
+            chunk = list(keys[start : start + self.read_batch_size])
+            self.calls.add("read")
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT json_extract(fields, ?), fields, seq, deleted FROM records "
+                f"WHERE object=? AND deleted=0 AND json_extract(fields, ?) IN ({marks})",
+                (f'$."{key_field}"', object, f'$."{key_field}"', *chunk),
+            ).fetchall()
+            out.extend(self._raw(r, fields) for r in rows)
+        return out
+
     def changes(self, object: str, cursor: str | None, fields: Sequence[str]) -> ChangePage:
         """Records whose modstamp is past ``cursor``, deletes included, oldest first."""
         self.calls.add("read")

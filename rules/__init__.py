@@ -4,7 +4,8 @@
 as :class:`tasuki.errors.ConfigError`); ``Rulebook.evaluate(context, calendar)`` is pure.
 
 Modules: :mod:`rules.schema` (YAML → frozen rule sets and rules), :mod:`rules.checks` (check
-types registered by YAML name), :mod:`rules.engine` (loading, evaluating, explaining),
+types registered by YAML name), :mod:`rules.expressions` (the bounded language of the
+``expression`` check), :mod:`rules.engine` (loading, evaluating, explaining),
 :mod:`rules.testcases` (rule test files), :mod:`rules.cli` (``tasuki rules``).
 """
 

@@ -152,29 +152,40 @@ def worker_command(burst: bool) -> None:
     from rq import Worker
 
     from tasuki import runtime
-    from tasuki.queue import job_queue
+    from tasuki.queue import MONITORING_INTERVAL, enqueue_once, job_queue
 
     rt = runtime.current()
     rt.validate()  # a bad rules or KPI file stops the worker here, before it takes any job
     if rt.settings.redis_url is None:
         raise click.UsageError("TASUKI_REDIS_URL is not set: a standalone worker needs Redis")
     queue = job_queue(rt.settings)
-    Worker([queue], connection=queue.connection).work(burst=burst, with_scheduler=True)
+    # Whatever an earlier worker left owed (it was killed, Redis was restarted) is queued again
+    # before this one takes work.
+    enqueue_once(queue, "recover", "worker.recover")
+    Worker([queue], connection=queue.connection, job_monitoring_interval=MONITORING_INTERVAL).work(
+        burst=burst, with_scheduler=True
+    )
 
 
 @click.command("scheduler")
 def scheduler_command() -> None:
-    """Run the periodic jobs (reconcile, SLA sweep, KPIs) on their cron schedules."""
+    """Run the periodic jobs (reconcile, SLA sweep, KPIs, recovery) on their cron schedules.
+
+    Survives Redis outages: it retries with backoff and, when Redis is back, queues a recovery
+    pass at once (see tasuki.schedule)."""
     from rq.cron import CronScheduler
 
     from tasuki import runtime
-    from tasuki.queue import connect
+    from tasuki.queue import connect, enqueue_once, job_queue
+    from tasuki.schedule import Scheduler
 
     rt = runtime.current()
     if rt.settings.redis_url is None:
         raise click.UsageError("TASUKI_REDIS_URL is not set: the scheduler needs Redis")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     s = rt.settings.config.schedules
-    cron = CronScheduler(connection=connect(rt.settings), logging_level=logging.INFO)
+    connection = connect(rt.settings)
+    cron = CronScheduler(connection=connection, logging_level=logging.INFO)
     queue = rt.settings.config.queue_name
     import worker
 
@@ -183,7 +194,13 @@ def scheduler_command() -> None:
     cron.register(worker.compute_kpis, queue, cron=s.kpis)
     cron.register(worker.recompute_closed_period, queue, cron=s.kpis_closed)
     cron.register(worker.prune_deliveries, queue, cron="30 3 * * *")
-    cron.start()  # type: ignore[no-untyped-call]
+    cron.register(worker.recover, queue, cron=RECOVER_SCHEDULE)
+    jobs = job_queue(rt.settings, connection)
+    Scheduler(cron, lambda: enqueue_once(jobs, "recover", "worker.recover")).run()
+
+
+RECOVER_SCHEDULE = "* * * * *"
+"""How often owed work that no live job is doing is queued again (``worker.recover``)."""
 
 
 @click.group("db")
@@ -193,12 +210,20 @@ def db_group() -> None:
 
 @db_group.command("upgrade")
 def db_upgrade() -> None:
-    """Apply every pending migration to TASUKI_DATABASE_URL."""
+    """Apply every pending migration to TASUKI_DATABASE_URL and say which."""
     from tasuki.settings import load_settings
-    from tasuki.store.db import open_store
+    from tasuki.store.db import make_engine, upgrade
 
-    store = open_store(load_settings().database_url)
-    click.echo(f"store at {store.engine.url.render_as_string(hide_password=True)} is up to date")
+    engine = make_engine(load_settings().database_url)
+    try:
+        done = upgrade(engine)
+    finally:
+        engine.dispose()
+    where = engine.url.render_as_string(hide_password=True)
+    if done.applied:
+        click.echo(f"applied {', '.join(done.applied)}; store at {where} is at head {done.head}")
+    else:
+        click.echo(f"store at {where} already at head {done.head}")
 
 
 def register_core(main: click.Group) -> None:

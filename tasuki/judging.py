@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from rules.verdict import Verdict as RuleVerdict
-from tasuki.handoffs import contexts_for
+from tasuki.handoffs import contexts_for, detect, unknown_owners
+from tasuki.owed import Owed, owe, owed, settle
 from tasuki.runtime import Runtime
-from tasuki.store.models import Handoff, Verdict, Violation, utcnow
+from tasuki.store.models import Handoff, Record, Verdict, Violation, utcnow
+from tasuki.sync import sync_people
+from tasuki.testhooks import checkpoint
 from tasuki.writeback import DesiredValue
 
 VIOLATIONS_TEXT_LIMIT = 4000
@@ -121,3 +125,89 @@ def verdict_values(rt: Runtime, session: Session) -> list[DesiredValue]:
             if name in known:
                 out.append(DesiredValue(obj, rid, name, value))
     return out
+
+
+def dependents(
+    session: Session, rt: Runtime, logical: str, ids: Sequence[str]
+) -> dict[str, list[str]]:
+    """Records whose rules look at the changed records (a lead looks at its account)."""
+    out: dict[str, list[str]] = {}
+    for obj, links in rt.settings.config.related.items():
+        for rel_obj, lookup in links.items():
+            if rel_obj != logical:
+                continue
+            rows = session.scalars(
+                select(Record.record_id).where(
+                    Record.system == rt.system,
+                    Record.object == obj,
+                    Record.fields[lookup].as_string().in_(list(ids)),
+                )
+            ).all()
+            if rows:
+                out.setdefault(obj, []).extend(rows)
+    return out
+
+
+def judge_with_dependents(
+    rt: Runtime, session: Session, records: Mapping[str, Sequence[str]], now: datetime
+) -> int:
+    """Judge the handoffs of ``records`` (logical object → ids) and of the records that look at
+    them, each handoff once; returns how many verdicts changed."""
+    every: dict[str, set[str]] = {obj: set(ids) for obj, ids in records.items() if ids}
+    for obj, ids in list(every.items()):
+        for dep, dep_ids in dependents(session, rt, obj, sorted(ids)).items():
+            every.setdefault(dep, set()).update(dep_ids)
+    return sum(
+        judge_records(rt, session, obj, sorted(ids), now) for obj, ids in sorted(every.items())
+    )
+
+
+@dataclass(frozen=True)
+class Judged:
+    """What settling the owed detection and judging did."""
+
+    handoffs: int = 0
+    """New handoffs detected."""
+    verdicts_changed: int = 0
+
+
+def judge_owed(
+    rt: Runtime,
+    logical: str | None = None,
+    record_ids: Sequence[str] | None = None,
+    *,
+    before: datetime | None = None,
+) -> Judged:
+    """Detect and judge the handoffs of the records a sync left owed (:data:`Owed.JUDGE`), for
+    ``logical`` / ``record_ids`` / owed ``before`` when given.
+
+    Detection, judging, the settling of those debts and the debts of the KPI and write-back
+    passes that follow commit in one transaction: a crash before it leaves the debts for the
+    next run, a crash after it leaves the follow-up passes owed.
+    """
+    with rt.store.session() as session:
+        debts = owed(session, Owed.JUDGE, logical, record_ids, before=before)
+        by_object: dict[str, list[str]] = {}
+        for d in debts:
+            by_object.setdefault(d.object, []).append(d.record_id)
+        missing = any(
+            unknown_owners(session, rt.system, obj, ids) for obj, ids in by_object.items()
+        )
+    if not debts:
+        return Judged()
+    if missing:
+        # A record moved to someone tasuki has not met yet: learn the users first, or the
+        # departments of this handoff would be unknown.
+        sync_people(rt)
+    now = utcnow()
+    new_handoffs = 0
+    with rt.store.session() as session:
+        for obj, ids in sorted(by_object.items()):
+            new_handoffs += detect(session, rt.settings.config, rt.system, obj, ids)
+        changed = judge_with_dependents(rt, session, by_object, now)
+        settle(session, debts)
+        if new_handoffs or changed:
+            owe(session, Owed.KPIS)
+            owe(session, Owed.WRITE_BACK)
+    checkpoint("judge.committed")
+    return Judged(new_handoffs, changed)

@@ -7,13 +7,15 @@ burst worker in the same process runs the jobs: the same job functions, the same
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import redis
-from rq import Queue, Retry
+from rq import Queue, Retry, get_current_job
 from rq.exceptions import DuplicateJobError
+from rq.executions import Execution, ExecutionRegistry
 from rq.job import Job, JobStatus
 
 from tasuki.errors import QueueUnavailable
@@ -22,6 +24,14 @@ from tasuki.settings import Settings
 SYNC_RETRY = Retry(max=5, interval=[10, 30, 60, 300, 900])
 """A failed sync (CRM down, rate limited) is retried with growing waits before it is parked."""
 
+REDIS_TIMEOUT = 0.5
+"""Seconds to connect to Redis and to wait for an answer. A frozen Redis (accepting
+connections, answering nothing) then costs a webhook at most this long before its 503; RQ's
+worker raises the read timeout of its own connection for its blocking dequeue."""
+
+MONITORING_INTERVAL = 10
+"""Seconds between the heartbeats a worker sends for the job it runs (RQ's default is 30)."""
+
 _fake_server: Any = None
 
 
@@ -29,7 +39,10 @@ def connect(settings: Settings) -> redis.Redis:
     """A Redis connection: the real one when configured, else the process's in-memory stand-in."""
     if settings.redis_url:
         return redis.Redis.from_url(
-            settings.redis_url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30
+            settings.redis_url,
+            socket_connect_timeout=REDIS_TIMEOUT,
+            socket_timeout=REDIS_TIMEOUT,
+            health_check_interval=30,
         )
     import fakeredis
 
@@ -48,6 +61,36 @@ def job_queue(settings: Settings, connection: redis.Redis | None = None) -> Queu
 _WAITING = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
 
 
+def rq_job_id(job_id: str) -> str:
+    """``job_id`` as rq 3 takes it: only letters, digits, "_" and "-"."""
+    return job_id.replace(":", "-")
+
+
+def is_alive(queue: Queue, job_id: str, abandoned_after: float) -> bool:
+    """True while the job ``job_id`` (or its follow-up ``<id>-next``) waits in the queue or runs
+    on a worker that sent a heartbeat in the last ``abandoned_after`` seconds; False when Redis
+    lost it, it finished or failed, or its worker died (recovery then queues the work again;
+    RQ's own clean-up later retries the dead job, which finds nothing owed)."""
+    now = time.time()
+    for candidate in (rq_job_id(job_id), f"{rq_job_id(job_id)}-next"):
+        job = queue.fetch_job(candidate)
+        if job is None:
+            continue
+        status = job.get_status()
+        if status in _WAITING:
+            return True
+        if status == JobStatus.STARTED:
+            registry = ExecutionRegistry(job.id, connection=queue.connection)
+            for execution_id in registry.get_execution_ids():
+                try:
+                    execution = Execution.fetch(execution_id, job.id, queue.connection)
+                except ValueError:  # its hash expired with the worker's heartbeats
+                    continue
+                if now - execution.last_heartbeat.timestamp() < abandoned_after:
+                    return True
+    return False
+
+
 def enqueue_once(queue: Queue, job_id: str, func: str, **kwargs: Any) -> Job | None:
     """Enqueue unless an identical job is already waiting; ``None`` when merged into that one.
 
@@ -55,7 +98,7 @@ def enqueue_once(queue: Queue, job_id: str, func: str, **kwargs: Any) -> Job | N
     work goes to a follow-up job, ``<id>-next``, which later notices merge into in turn; only
     when that one has started too does a job with a fresh id go in.
     """
-    job_id = job_id.replace(":", "-")  # rq 3 takes only letters, digits, "_" and "-" in ids
+    job_id = rq_job_id(job_id)
     options: dict[str, Any] = {
         "kwargs": kwargs,
         "result_ttl": 0,
@@ -72,7 +115,13 @@ def enqueue_once(queue: Queue, job_id: str, func: str, **kwargs: Any) -> Job | N
                     return None
         return queue.enqueue(func, job_id=f"{job_id}-{uuid.uuid4().hex[:8]}", **options)
     except redis.RedisError as exc:
-        raise QueueUnavailable(f"queue unreachable: {type(exc).__name__}") from None
+        raise QueueUnavailable(f"queue unreachable: {type(exc).__name__}: {exc}") from exc
+
+
+def sync_job_id(object: str, ids: Sequence[str]) -> str:
+    """The id of the job syncing ``ids`` of CRM object ``object`` (the same ids, the same job)."""
+    key = hashlib.sha1("\0".join(sorted(set(ids))).encode()).hexdigest()[:16]
+    return rq_job_id(f"sync:{object}:{key}")
 
 
 def enqueue_sync(queue: Queue, object: str, ids: Sequence[str]) -> Job | None:
@@ -80,9 +129,8 @@ def enqueue_sync(queue: Queue, object: str, ids: Sequence[str]) -> Job | None:
 
     Notices for the same records that arrive while this job waits are merged into it.
     """
-    key = hashlib.sha1("\0".join(sorted(set(ids))).encode()).hexdigest()[:16]
     return enqueue_once(
-        queue, f"sync:{object}:{key}", "worker.sync_records", object=object, ids=sorted(set(ids))
+        queue, sync_job_id(object, ids), "worker.sync_records", object=object, ids=sorted(set(ids))
     )
 
 
@@ -96,12 +144,22 @@ def enqueue_kpis(queue: Queue) -> Job | None:
     return enqueue_once(queue, "compute_kpis", "worker.compute_kpis")
 
 
-def enqueue_recording(queue: Queue, provider: str, delivery_id: str, payload: Any) -> Job | None:
-    """Queue keeping one MiiTel/Zoom delivery (``worker.ingest_recording``)."""
-    key = hashlib.sha1(f"{provider}\0{delivery_id}".encode()).hexdigest()[:16]
+def recording_key(provider: str, delivery_id: str) -> str:
+    """A short, job-id-safe key of one MiiTel/Zoom delivery."""
+    return hashlib.sha1(f"{provider}\0{delivery_id}".encode()).hexdigest()[:16]
+
+
+def recording_job_id(provider: str, key: str) -> str:
+    """The id of the job that keeps the delivery ``key`` of ``provider``."""
+    return rq_job_id(f"recording:{provider}:{key}")
+
+
+def enqueue_recording(queue: Queue, provider: str, key: str, payload: Any) -> Job | None:
+    """Queue keeping one MiiTel/Zoom delivery (``worker.ingest_recording``), ``key`` from
+    :func:`recording_key`."""
     return enqueue_once(
         queue,
-        f"recording:{provider}:{key}",
+        recording_job_id(provider, key),
         "worker.ingest_recording",
         provider=provider,
         payload=payload,
@@ -111,3 +169,9 @@ def enqueue_recording(queue: Queue, provider: str, delivery_id: str, payload: An
 def enqueue_match_recordings(queue: Queue) -> Job | None:
     """Queue one pass linking pending recordings; while one waits, more requests merge into it."""
     return enqueue_once(queue, "match_recordings", "worker.match_recordings")
+
+
+def current_job_id() -> str | None:
+    """The id of the RQ job this code runs in, or None outside a job."""
+    job = get_current_job()
+    return None if job is None else str(job.id)

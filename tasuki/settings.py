@@ -1,11 +1,14 @@
 """Settings: ``tasuki.yaml`` (validated, every error placed) plus secrets from the environment.
 
 One object, :class:`Settings`, is built once at start by :func:`load_settings` and handed to
-whatever needs it. Secrets are :class:`pydantic.SecretStr`: they print as ``**********``.
+whatever needs it. Secrets are :class:`pydantic.SecretStr`: they print as ``**********``. The
+database and Redis URLs stay plain strings for the libraries they are handed to, and the
+settings print them with their passwords masked (:func:`masked_url`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Mapping
@@ -14,6 +17,7 @@ from datetime import date, time
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -218,6 +222,16 @@ class Schedules(_Strict):
     """The previous period recomputed in full, nightly."""
 
 
+class RecoveryConfig(_Strict):
+    """When owed work is taken for lost (``worker.recover``, every minute)."""
+
+    grace_seconds: float = Field(default=20, ge=0)
+    """Owed work younger than this is left to the job queued for it."""
+    abandoned_after_seconds: float = Field(default=30, ge=0)
+    """A started job whose worker sent no heartbeat for this long was abandoned (the worker
+    sends one every 10 s)."""
+
+
 class Config(_Strict):
     """The whole of ``tasuki.yaml``."""
 
@@ -231,6 +245,7 @@ class Config(_Strict):
     kpis: list[str] = Field(default_factory=lambda: ["builtin:default"])
     writeback: WritebackConfig = WritebackConfig()
     schedules: Schedules = Schedules()
+    recovery: RecoveryConfig = RecoveryConfig()
     queue_name: str = "tasuki"
 
     def mapping(self, logical_object: str) -> ObjectMapping:
@@ -366,6 +381,22 @@ def resolve_ref(ref: str, base: Path) -> Path:
     return p if p.is_absolute() else base / p
 
 
+_PASSWORD_PARAM_RE = re.compile(r"(?i)([?&](?:password|passwd|pwd)=)[^&#]*")
+
+
+def masked_url(url: str) -> str:
+    """``url`` with its password, in the user part or a ``password=`` parameter, as ``***``."""
+    netloc = urlsplit(url).netloc
+    userinfo, at, host = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        user = userinfo.split(":", 1)[0]
+        url = url.replace(netloc, f"{user}:***@{host}", 1)
+    return _PASSWORD_PARAM_RE.sub(r"\1***", url)
+
+
+_URL_FIELDS = frozenset({"database_url", "redis_url", "public_url"})
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a tasuki process needs to know, resolved once at start."""
@@ -393,6 +424,16 @@ class Settings:
     def secret(self, name: str) -> SecretStr | None:
         """A secret by its environment name, e.g. ``TASUKI_ZOOM_SECRET_TOKEN``."""
         return self.secrets.get(name)
+
+    def __repr__(self) -> str:
+        """The dataclass's repr (``str()`` too) with passwords in URLs masked."""
+        shown = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in _URL_FIELDS and isinstance(value, str):
+                value = masked_url(value)
+            shown.append(f"{f.name}={value!r}")
+        return f"{type(self).__qualname__}({', '.join(shown)})"
 
 
 def _secret(env: Mapping[str, str], name: str) -> SecretStr | None:

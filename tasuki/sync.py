@@ -1,7 +1,10 @@
 """Sync: CRM records → snapshots, field history → transitions, users → people.
 
 Both paths that bring records in, a webhook-triggered sync of some ids and the periodic
-reconcile from a cursor, end in :func:`apply_records`, so they behave the same. A change whose
+reconcile from a cursor, end in :func:`apply_records`, so they behave the same. In the same
+transaction as the snapshots, each changed record that rules look at is owed detection and
+judging (:data:`~tasuki.owed.Owed.JUDGE`), and a webhook's owed sync is settled: a worker killed
+right after the commit leaves that work in the store, not lost. A change whose
 only changed fields are ones tasuki wrote itself, holding exactly what the ledger says tasuki
 wrote, is an echo of our own write-back: it is stored but triggers no work.
 """
@@ -17,9 +20,12 @@ from sqlalchemy.orm import Session
 
 from connectors.base import RawRecord
 from tasuki.mapping import Mapper, crm_holds
+from tasuki.owed import Owed, owe, owed, settle
+from tasuki.queue import current_job_id
 from tasuki.runtime import Runtime
 from tasuki.store.models import LedgerEntry, Person, Record, SyncCursor, Transition, utcnow
 from tasuki.store.upsert import insert_ignore, upsert
+from tasuki.testhooks import checkpoint
 
 IGNORED_FOR_CHANGE = frozenset({"modified_at"})
 """Logical fields whose change alone is no change worth work (the CRM bumps them on every save)."""
@@ -140,7 +146,22 @@ def apply_records(
         )
     live = [r.id for r in raws if not r.deleted and r.id in result.changed]
     result.transitions = _sync_history(rt, session, logical, live)
+    owe_judging(rt, session, logical, result.changed)
     return result
+
+
+def judged_objects(rt: Runtime) -> frozenset[str]:
+    """Logical objects whose changes rules look at: those handoffs happen on, and those
+    related to them (a lead's account)."""
+    config = rt.settings.config
+    related = {rel for links in config.related.values() for rel in links}
+    return frozenset({b.object for b in config.boundaries} | related)
+
+
+def owe_judging(rt: Runtime, session: Session, logical: str, record_ids: Sequence[str]) -> None:
+    """Record, in the sync's transaction, that ``record_ids`` need detection and judging."""
+    if record_ids and logical in judged_objects(rt):
+        owe(session, Owed.JUDGE, [(logical, r) for r in record_ids], job_id=current_job_id())
 
 
 def _sync_history(rt: Runtime, session: Session, logical: str, ids: Sequence[str]) -> int:
@@ -173,10 +194,17 @@ def sync_ids(rt: Runtime, physical_object: str, ids: Sequence[str]) -> SyncResul
     marked deleted. An object tasuki does not track is ignored."""
     mapper = Mapper(rt.settings.config)
     logical = mapper.logical_object(physical_object)
-    if logical is None:
+    if logical is None or mapper.config.mapping(logical).external_id is not None:
+        # Not tracked, or tasuki's own write-only rows (KPI rows): nothing to fetch; whatever
+        # a webhook said is owed for them is settled.
+        with rt.store.session() as session:
+            settle(session, owed(session, Owed.SYNC, physical_object, ids))
         return SyncResult(object=physical_object)
     if logical == "user":
         sync_people(rt)
+    with rt.store.session() as session:
+        # Read before fetching: a notice arriving during the fetch owes the sync again.
+        debts = owed(session, Owed.SYNC, physical_object, ids)
     fetched = rt.connector.fetch(physical_object, ids, mapper.physical_fields(logical))
     found = {r.id for r in fetched}
     gone = [RawRecord(id=i, fields={}, deleted=True) for i in ids if i not in found]
@@ -194,6 +222,9 @@ def sync_ids(rt: Runtime, physical_object: str, ids: Sequence[str]) -> SyncResul
             )
             result.deleted += len(gone)
             result.changed.extend(g.id for g in gone)
+            owe_judging(rt, session, logical, [g.id for g in gone])
+        settle(session, debts)
+    checkpoint("sync.committed")
     return result
 
 
@@ -240,7 +271,8 @@ def reconcile(rt: Runtime, logical: str) -> list[SyncResult]:
                 physical, cur.cursor if cur else None, mapper.physical_fields(logical)
             )
             results.append(apply_records(rt, session, logical, page.records))
-            # The cursor moves in the same transaction as the records it covers.
+            # The cursor moves in the same transaction as the records it covers (and the
+            # judging they owe, in apply_records).
             upsert(
                 session,
                 SyncCursor,
@@ -255,5 +287,6 @@ def reconcile(rt: Runtime, logical: str) -> list[SyncResult]:
                 ["system", "object"],
                 ["cursor", "updated_at"],
             )
+        checkpoint("sync.committed")
         if not page.more:
             return results

@@ -6,24 +6,34 @@ holds what tasuki last wrote to each field and the CRM still holds, so a value a
 no call. Batches are cut at the connector's maximum, so N changed records cost ⌈N / batch size⌉
 calls (or one bulk job when the connector offers one and N reaches its threshold). A record the
 CRM refuses is kept with the CRM's own code and message; the rest of its batch is written.
+
+A batch is written in three steps, so that a crash or a client-side timeout never makes tasuki
+write the same values twice: (1) its values are recorded as :class:`WriteIntent` rows and
+committed, (2) the CRM is called, (3) the results go into the ledger and the intents are
+deleted, in one transaction. Intents found at the start of a pass are a batch whose outcome is
+unknown: :func:`settle_intents` reads those records back (one read call per
+``read_batch_size`` records) and puts what the CRM already holds into the ledger, so only what
+did not arrive is written again.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from connectors.base import Connector, RecordWrite, WriteResult
-from tasuki.mapping import Mapper, ledger_value
+from connectors.base import Connector, RawRecord, RecordWrite, WriteResult
+from tasuki.mapping import Mapper, crm_holds, ledger_value
 from tasuki.settings import Config
 from tasuki.store.db import Store
-from tasuki.store.models import LedgerEntry, WriteRejection, WriteRun, utcnow
+from tasuki.store.models import LedgerEntry, WriteIntent, WriteRejection, WriteRun, utcnow
+from tasuki.store.upsert import upsert
+from tasuki.testhooks import checkpoint
 
 LEDGER_QUERY_CHUNK = 500
 """Record ids per ledger look-up (keeps IN lists well under every database's limit)."""
@@ -52,6 +62,18 @@ class BulkUpserter(Protocol):
     ) -> list[WriteResult]:
         """Create or update any number of records matched on ``key_field`` through one bulk job;
         one result per write, in order, its ``record_id`` the key value."""
+        ...
+
+
+@runtime_checkable
+class KeyReader(Protocol):
+    """A connector that can read records by an external-id field (to read back KPI rows)."""
+
+    def fetch_by_key(
+        self, object: str, key_field: str, keys: Sequence[str], fields: Sequence[str]
+    ) -> list[RawRecord]:
+        """Records whose ``key_field`` is one of ``keys``; each returned with its key value as
+        ``RawRecord.id``. Keys no record has are left out."""
         ...
 
 
@@ -231,8 +253,9 @@ def write_back(
     mapper = Mapper(config)
     system = connector.system
     report = WriteReport(dry_run=dry_run)
+    wanted = list(desired)
     with store.session() as session:
-        report.changes = plan(session, system, mapper, desired)
+        report.changes = plan(session, system, mapper, wanted)
     grouped: dict[str, dict[str, dict[str, Any]]] = defaultdict(lambda: defaultdict(dict))
     for change in report.changes:
         grouped[change.object][change.record_id][change.field] = change.new
@@ -245,6 +268,18 @@ def write_back(
         report.calls = report.min_calls
         return report
     before = connector.calls.total
+    if settle_intents(store, connector, mapper):
+        # What the CRM turned out to hold is in the ledger now: plan again from it.
+        with store.session() as session:
+            report.changes = plan(session, system, mapper, wanted)
+        grouped.clear()
+        for change in report.changes:
+            grouped[change.object][change.record_id][change.field] = change.new
+        report.records = sum(len(recs) for recs in grouped.values())
+        report.min_calls = sum(
+            min_calls(connector, len(recs), upsert=mapper.key_field(obj) is not None)
+            for obj, recs in grouped.items()
+        )
     with store.session() as session:
         run = WriteRun(system=system, dry_run=False)
         session.add(run)
@@ -256,10 +291,20 @@ def write_back(
                 for rid, values in sorted(records.items())
             ]
             key = mapper.key_field(logical)
-            for chunk, results in _send(connector, physical, writes, key):
+            bulk = _bulk(connector, len(writes), key is not None)
+            size = len(writes) if bulk else connector.write_batch_size
+            for start in range(0, len(writes), size):
+                chunk = writes[start : start + size]
+                with store.session() as session:
+                    _intend(session, system, physical, key, chunk)
+                checkpoint("writeback.intended")
+                results = _send(connector, physical, chunk, key, bulk)
+                checkpoint("writeback.sent")
                 # Committed batch by batch: a failure later on never makes us rewrite these.
                 with store.session() as session:
                     _record_results(session, run, system, physical, chunk, results, report, logical)
+                    _forget_intents(session, system, physical, chunk)
+                checkpoint("writeback.committed")
     finally:
         report.calls = connector.calls.total - before
         with store.session() as session:
@@ -278,22 +323,110 @@ def write_back(
 
 
 def _send(
-    connector: Connector, physical: str, writes: list[RecordWrite], key: str | None
-) -> Iterator[tuple[list[RecordWrite], list[WriteResult]]]:
-    """Write ``writes`` in full batches (or one bulk job), yielding each batch with its results;
-    by id, or upserted on the CRM field ``key`` (record ids are then the key's values)."""
-    if _bulk(connector, len(writes), key is not None):
+    connector: Connector, physical: str, chunk: list[RecordWrite], key: str | None, bulk: bool
+) -> list[WriteResult]:
+    """Write one batch (or, when ``bulk``, every record through one bulk job); by id, or
+    upserted on the CRM field ``key`` (record ids are then the key's values)."""
+    if bulk:
         if key is None:
             assert isinstance(connector, BulkWriter)
-            yield writes, connector.write_bulk(physical, writes)
-        else:
-            assert isinstance(connector, BulkUpserter)
-            yield writes, connector.upsert_bulk(physical, key, writes)
-        return
-    size = connector.write_batch_size
-    for start in range(0, len(writes), size):
-        chunk = writes[start : start + size]
+            return connector.write_bulk(physical, chunk)
+        assert isinstance(connector, BulkUpserter)
+        return connector.upsert_bulk(physical, key, chunk)
+    if key is None:
+        return connector.write(physical, chunk)
+    return connector.upsert_records(physical, key, chunk)
+
+
+def _intend(
+    session: Session, system: str, physical: str, key: str | None, chunk: Sequence[RecordWrite]
+) -> None:
+    rows = [
+        {
+            "system": system,
+            "object": physical,
+            "record_id": w.record_id,
+            "field": fld,
+            "value": ledger_value(value),
+            "key_field": key,
+            "intended_at": utcnow(),
+        }
+        for w in chunk
+        for fld, value in w.values.items()
+    ]
+    upsert(
+        session,
+        WriteIntent,
+        rows,
+        ["system", "object", "record_id", "field"],
+        ["value", "key_field", "intended_at"],
+    )
+
+
+def _forget_intents(
+    session: Session, system: str, physical: str, chunk: Sequence[RecordWrite]
+) -> None:
+    ids = [w.record_id for w in chunk]
+    for start in range(0, len(ids), LEDGER_QUERY_CHUNK):
+        session.execute(
+            delete(WriteIntent).where(
+                WriteIntent.system == system,
+                WriteIntent.object == physical,
+                WriteIntent.record_id.in_(ids[start : start + LEDGER_QUERY_CHUNK]),
+            )
+        )
+
+
+def settle_intents(store: Store, connector: Connector, mapper: Mapper) -> int:
+    """Settle batches whose outcome is unknown (the process died, or the call timed out, between
+    sending and recording): read those records back and put into the ledger each intended value
+    the CRM holds, then forget the intents. Returns the values found written.
+
+    Rows upserted on an external id are read back only when the connector is a
+    :class:`KeyReader`; otherwise they are simply written again (an upsert of the same values).
+    """
+    system = connector.system
+    with store.session() as session:
+        intents = list(session.scalars(select(WriteIntent).where(WriteIntent.system == system)))
+    if not intents:
+        return 0
+    groups: dict[tuple[str, str | None], list[WriteIntent]] = defaultdict(list)
+    for i in intents:
+        groups[(i.object, i.key_field)].append(i)
+    held: list[WriteIntent] = []
+    for (physical, key), group in groups.items():
+        ids = sorted({i.record_id for i in group})
+        fields = sorted({i.field for i in group})
         if key is None:
-            yield chunk, connector.write(physical, chunk)
+            found = connector.fetch(physical, ids, fields)
+        elif isinstance(connector, KeyReader):
+            found = connector.fetch_by_key(physical, key, ids, fields)
         else:
-            yield chunk, connector.upsert_records(physical, key, chunk)
+            continue
+        crm = {r.id: r.fields for r in found}
+        held.extend(
+            i
+            for i in group
+            if i.record_id in crm and crm_holds(i.value, crm[i.record_id].get(i.field))
+        )
+    now = utcnow()
+    with store.session() as session:
+        upsert(
+            session,
+            LedgerEntry,
+            [
+                {
+                    "system": system,
+                    "object": i.object,
+                    "record_id": i.record_id,
+                    "field": i.field,
+                    "value": i.value,
+                    "written_at": now,
+                }
+                for i in held
+            ],
+            ["system", "object", "record_id", "field"],
+            ["value", "written_at"],
+        )
+        session.execute(delete(WriteIntent).where(WriteIntent.id.in_([i.id for i in intents])))
+    return len(held)

@@ -3,6 +3,11 @@
 Parsing is kept apart from validation (as soda-core does): :func:`load` returns plain data and a
 :class:`Located` index; validators turn their findings into :class:`~tasuki.errors.Problem` with
 :meth:`Located.problem`, and pydantic's errors go through :func:`problems_from_validation`.
+
+A file cannot make the reader hang or run out of memory: aliases may stand for at most
+:data:`MAX_ALIASED` values (a "billion laughs" file is a few lines of aliases of aliases) and
+never for a value that contains them; nesting stops at :data:`MAX_NESTING` levels. Either is a
+problem at the alias's or the value's place.
 """
 
 from __future__ import annotations
@@ -18,6 +23,63 @@ from pydantic import ValidationError
 from tasuki.errors import ConfigError, Problem
 
 Path_ = tuple[str | int, ...]
+
+MAX_ALIASED = 10_000
+"""Values the aliases (``*name``) of one document may stand for, counted as if written out:
+plenty for shared blocks of settings, far too few for an alias bomb."""
+MAX_NESTING = 100
+"""Levels of mappings and lists inside one another; reading recurses once per level."""
+
+
+class _TooLarge(Exception):
+    """The document would grow beyond the bounds above, at this event."""
+
+    def __init__(self, event: yaml.Event, message: str) -> None:
+        super().__init__(message)
+        mark = event.start_mark
+        self.line, self.column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """The safe loader, measuring what each alias stands for before it is used."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.aliased = 0
+        self.nesting = 0
+        self.sizes: dict[int, int] = {}
+        """Values under each node already measured, aliases written out (by the node's id)."""
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent) and event.anchor in self.anchors:
+            node = self.anchors[event.anchor]
+            if isinstance(node, yaml.CollectionNode) and node.end_mark is None:
+                raise _TooLarge(event, f"alias *{event.anchor} inside its own value")
+            self.aliased += self._size(node)
+            if self.aliased > MAX_ALIASED:
+                raise _TooLarge(
+                    event, f"aliases stand for more than {MAX_ALIASED:,} values; write them out"
+                )
+        if self.nesting >= MAX_NESTING:
+            raise _TooLarge(event, f"nested more than {MAX_NESTING} levels deep")
+        self.nesting += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.nesting -= 1
+
+    def _size(self, node: yaml.Node) -> int:
+        known = self.sizes.get(id(node))
+        if known is None:
+            if isinstance(node, yaml.MappingNode):
+                known = 1 + sum(self._size(k) + self._size(v) for k, v in node.value)
+            elif isinstance(node, yaml.SequenceNode):
+                known = 1 + sum(self._size(item) for item in node.value)
+            else:
+                known = 1
+            self.sizes[id(node)] = known
+        return known
 
 
 @dataclass
@@ -83,12 +145,17 @@ def loads(text: str, file: str) -> Located:
     """Parse ``text``; a syntax error or a duplicate key raises :class:`ConfigError`, placed."""
     out = Located(file=file, data=None)
     problems: list[Problem] = []
+    loader = _BoundedLoader(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = loader.get_single_node()
+    except _TooLarge as exc:
+        raise ConfigError([Problem(file, exc.line, exc.column, str(exc))]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise ConfigError([Problem(file, line, col, f"YAML syntax: {exc.problem}")]) from None
+    finally:
+        loader.dispose()
     out.data = {} if node is None else _convert(node, (), out, problems)
     if problems:
         raise ConfigError(problems)

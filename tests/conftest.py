@@ -100,3 +100,13 @@ def store(request: pytest.FixtureRequest) -> Store:
     fixture = "sqlite_store" if request.param == "sqlite" else "postgres_store"
     result: Store = request.getfixturevalue(fixture)
     return result
+
+
+@pytest.fixture(scope="module")
+def redis_url_module() -> str:
+    """The real Redis server's URL, for module-scoped fixtures."""
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        _unavailable("Redis", exc)
+    return REDIS_URL

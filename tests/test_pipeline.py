@@ -27,7 +27,7 @@ from tasuki.settings import Settings
 from tasuki.store.db import Store
 from tasuki.store.models import Handoff, Verdict, WriteRun
 from webhooks import create_app
-from webhooks.local import sign
+from webhooks.local import signed_headers
 
 SPEC = OrgSpec(seed=11, leads=60, until=date(2026, 11, 20))
 
@@ -50,11 +50,7 @@ def _deliver(client: FlaskClient, crm: LocalCrm, secret: str) -> tuple[int, int]
                 ]
             }
         ).encode()
-        resp = client.post(
-            "/webhooks/local",
-            data=body,
-            headers={"Content-Type": "application/json", "X-Tasuki-Signature": sign(secret, body)},
-        )
+        resp = client.post("/webhooks/local", data=body, headers=signed_headers(secret, body))
         assert resp.status_code == 200, resp.get_data(as_text=True)
         accepted += resp.get_json()["accepted"]
         duplicates += resp.get_json()["duplicates"]

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from tasuki.errors import ConfigError
-from tasuki.settings import builtin_path, load_settings
+from tasuki.settings import builtin_path, load_settings, masked_url
 
 BASE = builtin_path("tasuki.yaml").read_text(encoding="utf-8")
 
@@ -105,6 +105,72 @@ def test_secrets_never_print(tmp_path: Path) -> None:
     assert "hunter2" not in str(s.webhook_secret)
     assert s.webhook_secret is not None
     assert s.webhook_secret.get_secret_value() == "hunter2-very-secret"
+
+
+DB_PASSWORD, REDIS_PASSWORD = "s3cr3t-pw", "r3d1s-pw"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            f"postgresql+psycopg://u:{DB_PASSWORD}@127.0.0.1/x",
+            "postgresql+psycopg://u:***@127.0.0.1/x",
+        ),
+        (f"redis://:{REDIS_PASSWORD}@127.0.0.1:6379/0", "redis://:***@127.0.0.1:6379/0"),
+        ("rediss://user:p%40ss@h:6380/1", "rediss://user:***@h:6380/1"),
+        (
+            "postgresql://u@h/x?password=pw&sslmode=require",
+            "postgresql://u@h/x?password=***&sslmode=require",
+        ),
+        ("redis://h:6379/0", "redis://h:6379/0"),
+        ("sqlite:////srv/tasuki/tasuki.db", "sqlite:////srv/tasuki/tasuki.db"),
+    ],
+)
+def test_a_url_prints_without_its_password(url: str, shown: str) -> None:
+    assert masked_url(url) == shown
+
+
+def test_settings_print_their_urls_without_passwords(tmp_path: Path) -> None:
+    db = f"postgresql+psycopg://u:{DB_PASSWORD}@127.0.0.1/x"
+    redis = f"redis://:{REDIS_PASSWORD}@127.0.0.1:6379/0"
+    s = load_settings(
+        {"TASUKI_DATA_DIR": str(tmp_path), "TASUKI_DATABASE_URL": db, "TASUKI_REDIS_URL": redis}
+    )
+    for printed in (repr(s), str(s), f"{s}"):
+        assert DB_PASSWORD not in printed and REDIS_PASSWORD not in printed
+        assert "database_url='postgresql+psycopg://u:***@127.0.0.1/x'" in printed
+        assert "redis_url='redis://:***@127.0.0.1:6379/0'" in printed
+    assert (s.database_url, s.redis_url) == (db, redis)  # what the drivers are handed is intact
+
+
+def test_cli_output_never_shows_a_url_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_url: str
+) -> None:
+    from click.testing import CliRunner
+    from sqlalchemy.engine import make_url
+
+    from tasuki.cli import main
+
+    monkeypatch.delenv("TASUKI_CONFIG", raising=False)
+    monkeypatch.setenv("TASUKI_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("TASUKI_REDIS_URL", f"redis://:{REDIS_PASSWORD}@127.0.0.1:6379/0")
+    # The test server trusts local connections, so a password in the URL is simply not asked for.
+    reachable = make_url(postgres_url).set(password=DB_PASSWORD)
+    unreachable = f"postgresql+psycopg://u:{DB_PASSWORD}@127.0.0.1/x"
+    runs = []
+    for url, command in [
+        (reachable.render_as_string(hide_password=False), ["db", "upgrade"]),
+        (unreachable, ["db", "upgrade"]),
+        (unreachable, ["check-config"]),
+    ]:
+        monkeypatch.setenv("TASUKI_DATABASE_URL", url)
+        runs.append(CliRunner().invoke(main, command))
+    assert [r.exit_code for r in runs] == [0, 1, 1], [r.output for r in runs]
+    assert reachable.render_as_string(hide_password=True) in runs[0].output
+    assert "store at postgresql+psycopg://u:***@127.0.0.1/x unreachable" in runs[1].output
+    for r in runs:
+        assert DB_PASSWORD not in r.output and REDIS_PASSWORD not in r.output
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,11 @@
 
 A request is verified, its delivery ids recorded and its work enqueued in one transaction, and
 answered; no request ever calls a CRM. Queue or store down → 503 with ``Retry-After``, nothing
-recorded, so the provider's retry is taken as new. Every error is answered as JSON.
+recorded, so the provider's retry is taken as new. Every error is answered as JSON, and nothing
+a request carries is answered 5xx: a receiver refuses what the store cannot take
+(:mod:`webhooks.limits`) with 400, and what one misses but can only be the request's fault
+(:data:`~webhooks.limits.REQUEST_FAULTS`) the app answers 400 too. Bodies over
+:data:`MAX_BODY_BYTES` are 413.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from flask import Flask, Response, current_app
+from flask import Flask, Response, current_app, jsonify, request
 from rq import Queue
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as WerkzeugResponse
@@ -19,6 +23,7 @@ from tasuki.errors import ConfigError, Problem, QueueUnavailable, StoreUnavailab
 from tasuki.settings import Settings
 from tasuki.store.db import Store, open_store
 from webhooks.intake import Intake, unavailable
+from webhooks.limits import REQUEST_FAULTS, Refused
 
 MAX_BODY_BYTES = 1024 * 1024
 """Largest request body accepted (413 beyond)."""
@@ -80,6 +85,16 @@ def create_app(
     def _unavailable(exc: TasukiError) -> tuple[Response, int, dict[str, str]]:
         app.logger.warning("answered 503: %s", exc)
         return unavailable(exc)
+
+    def _request_fault(exc: Exception) -> tuple[Response, int]:
+        reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+        app.logger.warning("answered 400 to %s %s: %s", request.method, request.path, reason)
+        if isinstance(exc, Refused):
+            return jsonify(error=str(exc)), 400
+        return jsonify(error=f"the request could not be read ({type(exc).__name__})"), 400
+
+    for fault in REQUEST_FAULTS:
+        app.register_error_handler(fault, _request_fault)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> WerkzeugResponse:

@@ -10,7 +10,8 @@ Every request must carry a valid signature under ``TASUKI_HUBSPOT_CLIENT_SECRET`
 - v1/v2 (``X-HubSpot-Signature`` with ``X-HubSpot-Signature-Version``) for older apps: hex
   SHA-256 of secret + body (v1) or secret + method + URI + body (v2), the client library's helper.
 
-Bad, missing or stale signature: 401, nothing queued. Not a JSON array of events: 400. Queue
+Bad, missing or stale signature: 401, nothing queued. Not a JSON array of events, or an event
+whose delivery id or record ids the store cannot take (too long, control characters): 400. Queue
 down: 503 (HubSpot retries). Otherwise 200 ``{"accepted": n, "duplicates": n, "ignored": n}``.
 
 An event's delivery id is portal + eventId + subscription type + object + property (HubSpot
@@ -25,7 +26,6 @@ the write ledger says tasuki wrote are ignored. No CRM is called here.
 
 from __future__ import annotations
 
-import hmac
 import json
 import os
 import re
@@ -46,6 +46,15 @@ from tasuki.settings import Settings
 from tasuki.store.db import Store
 from tasuki.store.models import LedgerEntry
 from webhooks.intake import Intake, Work
+from webhooks.limits import (
+    MAX_DELIVERY_ID,
+    MAX_RECORD_ID,
+    Refused,
+    id_problem,
+    load_json,
+    same_secret,
+    timestamp,
+)
 
 PROVIDER = "hubspot"
 SECRET_NAME = "TASUKI_HUBSPOT_CLIENT_SECRET"
@@ -105,31 +114,28 @@ def signature_problem(
     headers = _case_insensitive(headers)
     v3 = headers.get("X-HubSpot-Signature-v3")
     if v3:
-        stamp = headers.get("X-HubSpot-Request-Timestamp") or ""
-        if not stamp.isdigit():
+        stamp = headers.get("X-HubSpot-Request-Timestamp")
+        sent = timestamp(stamp)
+        if sent is None:
             return "missing or malformed X-HubSpot-Request-Timestamp"
         # The library checks only the past, with its own clock; a future stamp is stale too.
-        if abs(now_ms - int(stamp)) > MAX_AGE_MS:
+        if abs(now_ms - sent) > MAX_AGE_MS:
             return "request timestamp is more than 5 minutes old"
         uri = signed_uri(public_url, raw_path)
         expected = signature_v3(secret, method, uri, body, stamp)
-        return None if hmac.compare_digest(expected, v3) else "bad v3 signature"
+        return None if same_secret(v3, expected) else "bad v3 signature"
     old = headers.get("X-HubSpot-Signature")
     version = headers.get("X-HubSpot-Signature-Version") or "v1"
     if not old:
         return "no HubSpot signature"
     if version not in ("v1", "v2"):
         return f"unknown signature version {version!r}"
-    # v2 signs the URI exactly as called: nothing decoded.
-    ok = Signature.is_valid(
-        signature=old,
-        client_secret=secret,
-        request_body=body,
-        http_uri=public_url.rstrip("/") + raw_path,
-        http_method=method,
-        signature_version=version,
+    # v2 signs the URI exactly as called: nothing decoded. The library's own is_valid compares
+    # str, which raises on a non-ASCII header, so only its recipe is used.
+    expected = Signature.get_signature(
+        secret, body, version, http_uri=public_url.rstrip("/") + raw_path, http_method=method
     )
-    return None if ok else f"bad {version} signature"
+    return None if same_secret(old, expected) else f"bad {version} signature"
 
 
 @dataclass(frozen=True)
@@ -152,11 +158,12 @@ class BadDelivery(ValueError):
 
 
 def parse_events(body: bytes) -> list[Event]:
-    """The events of a delivery body, in order; raises :class:`BadDelivery`."""
+    """The events of a delivery body, in order; raises :class:`BadDelivery`, also for an event
+    whose delivery id or record ids the store cannot take."""
     try:
-        data = json.loads(body)
-    except ValueError:
-        raise BadDelivery("body is not JSON") from None
+        data = load_json(body)
+    except Refused as exc:
+        raise BadDelivery(str(exc)) from None
     if not isinstance(data, list) or not data:
         raise BadDelivery("body is not a JSON array of events")
     if len(data) > MAX_EVENTS:
@@ -168,8 +175,30 @@ def parse_events(body: bytes) -> list[Event]:
         kind_text = item.get("subscriptionType") or item.get("eventType")
         if not isinstance(kind_text, str) or "eventId" not in item or "." not in kind_text:
             raise BadDelivery("an event has no subscriptionType/eventType or eventId")
-        events.append(_event(item, kind_text))
+        events.append(_checked(_event(item, kind_text)))
     return events
+
+
+def _checked(event: Event) -> Event:
+    """``event``, when the store can take its delivery id and record ids."""
+    problems = [id_problem(event.delivery_id, "an event's delivery id", MAX_DELIVERY_ID)]
+    problems += [id_problem(rid, "an event's object id", MAX_RECORD_ID) for _, rid in event.records]
+    problem = next(filter(None, problems), None)
+    if problem:
+        raise BadDelivery(problem)
+    return event
+
+
+def _text(value: Any) -> str | None:
+    """A field HubSpot sends as text; anything else (a list, an object) counts as absent."""
+    return value if isinstance(value, str) else None
+
+
+def _object_id(value: Any) -> str | None:
+    """An object id as text: HubSpot sends numbers (or their text); nothing else is an id."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    return str(value)
 
 
 def _event(item: Mapping[str, Any], kind_text: str) -> Event:
@@ -181,16 +210,17 @@ def _event(item: Mapping[str, Any], kind_text: str) -> Event:
     if obj is not None:
         ids = [item.get("objectId")]
         if kind == "merge":
+            merged = item.get("mergedObjectIds")
             ids += [item.get("primaryObjectId"), item.get("newObjectId")]
-            ids += list(item.get("mergedObjectIds") or [])
-        records += [(obj, str(i)) for i in ids if i is not None]
+            ids += merged if isinstance(merged, list) else []
+        records += [(obj, i) for i in map(_object_id, ids) if i is not None]
     if kind == "associationChange":
         sides = str(item.get("associationType") or "").split("_TO_")
-        ends = (item.get("fromObjectId"), item.get("toObjectId"))
+        ends = (_object_id(item.get("fromObjectId")), _object_id(item.get("toObjectId")))
         for side, rid in zip(sides, ends, strict=False):
             side_obj = OBJECTS.get(side.lower())
             if side_obj is not None and rid is not None:
-                records.append((side_obj, str(rid)))
+                records.append((side_obj, rid))
     key = ":".join(
         str(item.get(k, ""))
         for k in ("portalId", "eventId", "objectId", "propertyName", "associationType")
@@ -200,9 +230,9 @@ def _event(item: Mapping[str, Any], kind_text: str) -> Event:
         delivery_id=f"{kind_text}:{key}",
         kind=kind,
         records=tuple(dict.fromkeys(records)),
-        property_name=item.get("propertyName"),
+        property_name=_text(item.get("propertyName")),
         property_value=None if value is None else str(value),
-        change_source=item.get("changeSource"),
+        change_source=_text(item.get("changeSource")),
         source_id=None if item.get("sourceId") is None else str(item.get("sourceId")),
     )
 

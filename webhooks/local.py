@@ -1,37 +1,72 @@
 """``POST /webhooks/local``: change notices of the embedded CRM or any relay, signed with HMAC.
 
 Body: ``{"notices": [{"id": "...", "object": "Lead", "record_ids": ["..."], "changed_by": ...}]}``
-(1 to 100 notices; ``id`` unique per notice, the delivery id). ``X-Tasuki-Signature`` is the hex
-HMAC-SHA256 of the raw body under ``TASUKI_WEBHOOK_SECRET`` (:func:`sign`). The new notices are
-queued as one sync per object. Answer: ``{"accepted": n, "duplicates": n, "ignored": 0}``.
-Bad signature 401, malformed body 400 naming what is wrong, queue or store down 503.
+(1 to 100 notices; ``id`` unique per notice, the delivery id). The sender puts the current Unix
+time in seconds in ``X-Tasuki-Timestamp`` and, in ``X-Tasuki-Signature``, the hex HMAC-SHA256
+under ``TASUKI_WEBHOOK_SECRET`` of the timestamp, a dot and the raw body (``f"{ts}.".encode() +
+body``, as Stripe and Slack sign): :func:`signed_headers` makes both. A timestamp more than 5
+minutes from now is refused, so a captured request cannot be replayed once its delivery id has
+been pruned. The new notices are queued as one sync per object. Answer:
+``{"accepted": n, "duplicates": n, "ignored": 0}``. Missing, malformed or stale timestamp or bad
+signature 401, malformed body 400 naming what is wrong, queue or store down 503.
 """
 
 from __future__ import annotations
 
-import json
 import re
+import time
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 from pydantic import SecretStr
 
 from webhooks.intake import Intake, Work, sign_hmac_sha256_hex, verify_hmac_sha256_hex
+from webhooks.limits import MAX_DELIVERY_ID, MAX_RECORD_ID, Refused, id_problem, load_json
+from webhooks.limits import timestamp as read_timestamp
 
 PROVIDER = "local"
 SIGNATURE_HEADER = "X-Tasuki-Signature"
+TIMESTAMP_HEADER = "X-Tasuki-Timestamp"
+MAX_SKEW_SECONDS = 300
+"""How far ``X-Tasuki-Timestamp`` may be from the receiver's clock, either way."""
 MAX_NOTICES = 100
 """Notices per request."""
-MAX_DELIVERY_ID = 200
-"""Longest delivery id (the ``deliveries`` table's column)."""
-MAX_RECORD_ID = 64
-"""Longest record id (the ``records`` table's column)."""
 OBJECT_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
 """A CRM object name: it becomes part of a job id, which rq limits to these characters."""
 _NOTICE_KEYS = frozenset({"id", "object", "record_ids", "changed_by"})
 
-sign = sign_hmac_sha256_hex
-"""The signature a sender puts in ``X-Tasuki-Signature`` for a body (the demo and tests sign)."""
+
+def sign(secret: str, body: bytes, timestamp: int | str) -> str:
+    """The ``X-Tasuki-Signature`` of ``body`` sent with ``X-Tasuki-Timestamp: timestamp``: hex
+    HMAC-SHA256 of ``f"{timestamp}.".encode() + body`` under ``secret``."""
+    return sign_hmac_sha256_hex(secret, f"{timestamp}.".encode() + body)
+
+
+def signed_headers(secret: str, body: bytes, now: float | None = None) -> dict[str, str]:
+    """The headers a sender posts ``body`` with: JSON content type, ``X-Tasuki-Timestamp`` (``now``,
+    default the current time, in whole seconds) and the ``X-Tasuki-Signature`` covering both."""
+    stamp = int(time.time() if now is None else now)
+    return {
+        "Content-Type": "application/json",
+        TIMESTAMP_HEADER: str(stamp),
+        SIGNATURE_HEADER: sign(secret, body, stamp),
+    }
+
+
+def signature_problem(
+    secret: SecretStr, body: bytes, stamp: str | None, signature: str | None, now: float
+) -> str | None:
+    """Why a request is not signed by a holder of ``secret`` within the last (or next) 5
+    minutes, or ``None`` when it is."""
+    sent = read_timestamp(stamp)
+    if sent is None:
+        return f"missing or malformed {TIMESTAMP_HEADER} (Unix seconds)"
+    if abs(now - sent) > MAX_SKEW_SECONDS:
+        return f"{TIMESTAMP_HEADER} is more than {MAX_SKEW_SECONDS} seconds from now"
+    if not verify_hmac_sha256_hex(secret, f"{stamp}.".encode() + body, signature):
+        return f"bad or missing {SIGNATURE_HEADER}"
+    return None
 
 
 class BadNotices(ValueError):
@@ -39,9 +74,10 @@ class BadNotices(ValueError):
 
 
 def _text(value: Any, where: str, longest: int) -> str:
-    if not isinstance(value, str) or not value or len(value) > longest:
-        raise BadNotices(f"{where} must be a non-empty string of at most {longest} characters")
-    return value
+    problem = id_problem(value, where, longest)
+    if problem:
+        raise BadNotices(problem)
+    return str(value)
 
 
 def _notice(n: Any, where: str) -> Work:
@@ -69,9 +105,9 @@ def _notice(n: Any, where: str) -> Work:
 def parse_notices(body: bytes) -> list[Work]:
     """The notices of a request body as :class:`Work`; :class:`BadNotices` when malformed."""
     try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-        raise BadNotices("body is not JSON") from None
+        data = load_json(body)
+    except Refused as exc:
+        raise BadNotices(str(exc)) from None
     if not isinstance(data, dict) or not isinstance(data.get("notices"), list):
         raise BadNotices('body must be an object with a "notices" list')
     if set(data) != {"notices"}:
@@ -83,16 +119,26 @@ def parse_notices(body: bytes) -> list[Work]:
     return [_notice(n, f"notices[{i}]") for i, n in enumerate(notices)]
 
 
-def blueprint(intake: Intake, secret: SecretStr) -> Blueprint:
-    """The generic signed receiver, handing its notices to ``intake``."""
+def blueprint(
+    intake: Intake, secret: SecretStr, *, clock: Callable[[], float] = time.time
+) -> Blueprint:
+    """The generic signed receiver, handing its notices to ``intake``; ``clock`` is the time
+    the timestamp is checked against."""
     bp = Blueprint(PROVIDER, __name__)
 
     @bp.post("/webhooks/local")
     def receive() -> tuple[Response, int]:
         # Over MAX_CONTENT_LENGTH this raises 413 before a byte is hashed.
         body = request.get_data(cache=False)
-        if not verify_hmac_sha256_hex(secret, body, request.headers.get(SIGNATURE_HEADER)):
-            return jsonify(error=f"bad or missing {SIGNATURE_HEADER}"), 401
+        problem = signature_problem(
+            secret,
+            body,
+            request.headers.get(TIMESTAMP_HEADER),
+            request.headers.get(SIGNATURE_HEADER),
+            clock(),
+        )
+        if problem:
+            return jsonify(error=problem), 401
         try:
             work = parse_notices(body)
         except BadNotices as exc:

@@ -4,14 +4,16 @@
 Outbound Message: parsed with DTDs and entities forbidden (an XML bomb or external entity: 400,
 nothing else happens); ``OrganizationId`` must be ``TASUKI_SALESFORCE_ORG_ID`` (15 or 18
 characters), else 403; each ``Notification/Id`` is recorded in the ``deliveries`` table in the
-same transaction as the enqueue, so a redelivered notification is a duplicate. The answer is
-``200 text/xml`` with ``<Ack>true</Ack>`` once the syncs are queued; 503 without an Ack (so
-Salesforce retries) if they cannot be. Without ``TASUKI_SALESFORCE_ORG_ID`` the endpoint answers
-503: a misconfiguration is loud and the rest of the app still starts.
+same transaction as the enqueue, so a redelivered notification is a duplicate (an id the store
+cannot take, too long or with control characters, is 400). The answer is ``200 text/xml`` with
+``<Ack>true</Ack>`` once the syncs are queued; 503 without an Ack (so Salesforce retries) if
+they cannot be. Without ``TASUKI_SALESFORCE_ORG_ID`` the endpoint answers 503: a
+misconfiguration is loud and the rest of the app still starts.
 
 Change events: the raw body must be signed, ``X-Tasuki-Signature: sha256=<hex HMAC-SHA256>``
 under ``TASUKI_WEBHOOK_SECRET``, else 401. Each event is deduped on transactionKey +
-sequenceNumber. Answer: 200 ``{"accepted", "duplicates", "ignored"}``; 503 when the queue is down.
+sequenceNumber (400 when that is too long or holds control characters, or the body is not JSON or
+nests too deep). Answer: 200 ``{"accepted", "duplicates", "ignored"}``; 503 when the queue is down.
 
 Echoes of tasuki's own write-back trigger no work (counted as ignored, acknowledged): a change
 by ``TASUKI_SALESFORCE_INTEGRATION_USER_ID`` (an Outbound Message's ``LastModifiedById``, an
@@ -22,7 +24,6 @@ No CRM is called here.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from tasuki.settings import Settings
 from tasuki.store.db import Store
 from webhooks.intake import Intake, verify_hmac_sha256_hex
 from webhooks.intake import Work as IntakeWork
+from webhooks.limits import MAX_DELIVERY_ID, Refused, id_problem, load_json
 from webhooks.salesforce_messages import (
     ACK,
     BadMessage,
@@ -70,6 +72,13 @@ def _written(settings: Settings) -> dict[str, set[str]]:
         fields = {mapper.physical_field(logical, f) for f in mapper.written_fields(logical)}
         out[mapper.physical_object(logical)] = fields
     return out
+
+
+def unstorable(deliveries: Sequence[Work]) -> str | None:
+    """Why the store cannot take one of the delivery ids, or ``None`` when it can take all
+    (record ids need no check: both parsers take only 15- or 18-character Salesforce ids)."""
+    problems = (id_problem(w.delivery_id, "a delivery id", MAX_DELIVERY_ID) for w in deliveries)
+    return next(filter(None, problems), None)
 
 
 def take(
@@ -120,6 +129,9 @@ def blueprint(
             tracked = n.object in written
             ids = [n.record_id] if tracked and not echo else []
             work.append(Work(f"om:{n.id}", n.object, ids))
+        problem = unstorable(work)
+        if problem:
+            return jsonify(error=f"Notification/Id: {problem}"), 400
         try:
             take(store, settings, connection, work)
         except QueueUnavailable as exc:
@@ -135,8 +147,8 @@ def blueprint(
         if not verify_hmac_sha256_hex(secret, body, request.headers.get(SIGNATURE_HEADER)):
             return jsonify(error="bad or missing signature"), 401
         try:
-            events = parse_change_events(json.loads(body))
-        except (ValueError, BadMessage) as exc:
+            events = parse_change_events(load_json(body))
+        except (Refused, BadMessage) as exc:
             return jsonify(error=str(exc)), 400
         work = []
         for e in events:
@@ -146,6 +158,9 @@ def blueprint(
             work.append(
                 Work(f"cdc:{e.delivery_id}", e.object, [] if echo or not tracked else e.record_ids)
             )
+        problem = unstorable(work)
+        if problem:
+            return jsonify(error=f"transactionKey and sequenceNumber: {problem}"), 400
         try:
             accepted, duplicates, ignored = take(store, settings, connection, work)
         except QueueUnavailable as exc:

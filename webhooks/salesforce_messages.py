@@ -92,7 +92,9 @@ def parse_outbound_message(body: bytes) -> OutboundMessage:
     any DTD, entity declaration or external reference."""
     try:
         root = SafeET.fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
-    except (DefusedXmlException, ParseError) as exc:
+    except (DefusedXmlException, ParseError, ValueError, LookupError) as exc:
+        # expat raises ValueError for a multi-byte encoding it cannot read, and the codec
+        # registry LookupError for an unknown one (``<?xml encoding="x"?>``).
         raise BadMessage(f"not acceptable XML: {type(exc).__name__}") from None
     found = root.find(f".//{{{OUTBOUND_NS}}}notifications")
     if found is None:

@@ -4,13 +4,14 @@ Every request must carry Zoom's signature (``x-zm-signature`` over ``x-zm-reques
 and the raw body, under ``TASUKI_ZOOM_SECRET_TOKEN``) no older than 5 minutes, else 401 and
 nothing is queued. ``endpoint.url_validation`` is answered at once; ``recording.completed`` and
 ``meeting.participant_joined`` are deduped and queued as ``worker.ingest_recording``; other
-signed events are acknowledged and ignored. Without the secret the endpoint answers 503, so a
-misconfiguration is loud and the rest of the app still starts. No CRM is called here.
+signed events are acknowledged and ignored. A signed body that is not a JSON object (or nests
+too deep), a ``payload`` that is not an object, or a delivery id the store cannot take is 400.
+Without the secret the endpoint answers 503, so a misconfiguration is loud and the rest of the
+app still starts. No CRM is called here.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,8 +22,11 @@ from tasuki.recordings import zoom
 from tasuki.recordings.capture import compact
 from tasuki.recordings.config import load_recordings_config
 from tasuki.settings import Settings
+from webhooks.limits import MAX_DELIVERY_ID, Refused, id_problem, load_json
 
 SECRET_NAME = "TASUKI_ZOOM_SECRET_TOKEN"
+MAX_PLAIN_TOKEN = 200
+"""Longest ``plainToken`` answered (Zoom sends 22 characters)."""
 
 Accept = Callable[[str, str, str, dict[str, Any]], bool]
 """The shared intake: (provider, delivery id, job function, job kwargs) → queued (False when the
@@ -52,20 +56,27 @@ def blueprint(
         if problem:
             return jsonify(error=problem), 401
         try:
-            payload = json.loads(body)
-        except ValueError:
-            return jsonify(error="body is not JSON"), 400
+            payload = load_json(body)
+        except Refused as exc:
+            return jsonify(error=str(exc)), 400
         if not isinstance(payload, dict):
             return jsonify(error="body is not a JSON object"), 400
+        inner = payload.get("payload")
+        if inner is not None and not isinstance(inner, dict):
+            return jsonify(error="payload is not a JSON object"), 400
         event = payload.get("event")
         if event == zoom.URL_VALIDATION:
-            plain = (payload.get("payload") or {}).get("plainToken")
-            if not isinstance(plain, str):
-                return jsonify(error="no plainToken"), 400
+            plain = (inner or {}).get("plainToken")
+            problem = id_problem(plain, "payload.plainToken", MAX_PLAIN_TOKEN)
+            if problem or not isinstance(plain, str):
+                return jsonify(error=problem), 400
             return jsonify(zoom.url_validation_answer(secret.get_secret_value(), plain)), 200
         if event not in cfg.events:
             return jsonify(accepted=0, duplicates=0, ignored=1), 200
         delivery = zoom.delivery_id(payload, cfg)
+        problem = id_problem(delivery, "the delivery id (event and meeting)", MAX_DELIVERY_ID)
+        if problem:
+            return jsonify(error=problem), 400
         queued = accept(
             zoom.PROVIDER,
             delivery,

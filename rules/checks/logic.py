@@ -3,7 +3,8 @@
 ``expression`` evaluates a Python-like expression with :mod:`simpleeval` (no ``eval``): names
 are the logical objects (``deal.amount > 1000000 and lead.lead_source == "Web"``), plus
 ``handoff.at`` and ``now`` (aware datetimes) and a few safe functions. Every ``object.field``
-is checked against the catalogue when the file is loaded; an absent field reads as None.
+is checked against the catalogue when the file is loaded; an absent field reads as None. The
+language and its bounds in time and memory are :mod:`rules.expressions`.
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from simpleeval import EvalWithCompoundTypes
-
 from rules.checks.base import Check, CheckParser, YamlPath, register
-from rules.values import is_empty
+from rules.expressions import EXPRESSION_ERRORS, BoundedEvaluator, Record, TooCostly, examine
+from rules.values import HANDOFF_AT
 from rules.verdict import HandoffContext
 from tasuki.calendar import BusinessCalendar
 
@@ -91,39 +91,14 @@ class Not(Check):
         return f"not ({self.of.describe()})"
 
 
-SAFE_FUNCTIONS: dict[str, Any] = {
-    "len": len,
-    "str": str,
-    "int": int,
-    "float": float,
-    "lower": lambda s: str(s).lower(),
-    "empty": is_empty,
-}
-"""Functions an expression may call."""
-
-
-def _names_used(tree: ast.AST) -> list[tuple[ast.Attribute | ast.Name, str, str | None]]:
-    """(node, object, field) for every ``object.field`` and bare name in the expression."""
-    found: list[tuple[ast.Attribute | ast.Name, str, str | None]] = []
-    attributes: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
-            found.append((node, node.value.id, node.attr))
-            attributes.add(id(node.value))
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and id(node) not in attributes:
-            found.append((node, node.id, None))
-    return found
-
-
 @register("expression")
 @dataclass(frozen=True, slots=True)
 class Expression(Check):
     """``expr`` is true. Objects are read as ``deal.amount``; empty fields are None."""
 
     expr: str
-    tree: Any
-    """The parsed expression (simpleeval's own AST), parsed once at load."""
+    tree: ast.Expr
+    """The parsed expression, parsed and checked once at load."""
     objects: tuple[str, ...]
     name = "expression"
     required = ("expr",)
@@ -133,48 +108,34 @@ class Expression(Check):
         text = p.text(at + ("expr",), data["expr"])
         if text is None:
             return None
-        try:
-            body = ast.parse(text.strip()).body
-        except SyntaxError as exc:
-            p.error(at + ("expr",), f"expression syntax: {exc.msg}")
-            return None
-        if len(body) != 1 or not isinstance(body[0], ast.Expr):
-            p.error(at + ("expr",), "write one expression, not statements")
-            return None
-        tree = body[0]
+        found = examine(text, tuple(p.catalog))
+        for problem in found.problems:
+            p.error(at + ("expr",), problem)
+        ok = not found.problems
         objects = []
-        ok = True
-        for _node, obj, fld in _names_used(tree):
-            if fld is None:
-                if obj not in SAFE_FUNCTIONS and obj not in ("now", "True", "False", "None"):
-                    p.error(at + ("expr",), f"unknown name {obj!r}; write object.field")
-                    ok = False
-            elif obj == "handoff" and fld == "at":
+        for ref in found.fields:
+            if ref == HANDOFF_AT:
                 continue
-            elif p.field(at + ("expr",), f"{obj}.{fld}") is None:
+            if p.field(at + ("expr",), ref) is None:
                 ok = False
             else:
-                objects.append(obj)
-        return cls(text, tree, tuple(sorted(set(objects)))) if ok else None
+                objects.append(ref.partition(".")[0])
+        if not ok or found.tree is None:
+            return None
+        return cls(text, found.tree, tuple(sorted(set(objects))))
 
     def evaluate(self, ctx: HandoffContext, calendar: BusinessCalendar) -> str | None:
-        names: dict[str, Any] = {"now": ctx.now, "handoff": {"at": ctx.handed_at}}
+        names: dict[str, Any] = {"now": ctx.now, "handoff": Record(at=ctx.handed_at)}
         for obj in self.objects:
             rec = ctx.record if obj == ctx.object else ctx.related.get(obj)
-            names[obj] = _Fields(rec or {})
-        evaluator = EvalWithCompoundTypes(names=names, functions=SAFE_FUNCTIONS)
+            names[obj] = Record(rec or {})
         try:
-            result = evaluator.eval(self.expr, previously_parsed=self.tree)
-        except Exception as exc:  # noqa: BLE001 - any failure of a user's expression is a "no"
+            result = BoundedEvaluator(names).eval(self.expr, previously_parsed=self.tree)
+        except TooCostly as exc:
+            return f"expression stopped: {exc}"
+        except EXPRESSION_ERRORS as exc:  # a job timeout or MemoryError is not the rule's
             return f"expression failed: {type(exc).__name__}: {exc}"
         return None if result else f"not true: {self.expr}"
 
     def describe(self) -> str:
         return self.expr
-
-
-class _Fields(dict[str, Any]):
-    """A record whose absent fields read as None, so ``deal.amount`` never raises."""
-
-    def __missing__(self, key: str) -> None:
-        return None

@@ -99,7 +99,7 @@ def _deliver(
     crm: LocalCrm, client: object, secret: str, outcome: DemoOutcome, progress: Progress
 ) -> None:
     """POST every pending change notice of the CRM, signed, 100 to a request."""
-    from webhooks.local import sign
+    from webhooks.local import signed_headers
 
     total = len(crm.pending_notices(limit=10**9))
     sent = 0
@@ -116,9 +116,7 @@ def _deliver(
             }
         ).encode()
         response = client.post(  # type: ignore[attr-defined]
-            "/webhooks/local",
-            data=body,
-            headers={"Content-Type": "application/json", "X-Tasuki-Signature": sign(secret, body)},
+            "/webhooks/local", data=body, headers=signed_headers(secret, body)
         )
         if response.status_code != 200:
             raise DemoFailed(

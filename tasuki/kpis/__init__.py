@@ -13,12 +13,13 @@ The KPI definitions (``kpis:`` files in ``tasuki.yaml``) are described in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from tasuki.catalog import catalog
 from tasuki.kpis.engine import (
@@ -166,7 +167,12 @@ def _set_watermark(ctx: Context) -> None:
 
 
 def compute(
-    store: Store, settings: Settings, *, now: datetime, periods: Sequence[str] | None = None
+    store: Store,
+    settings: Settings,
+    *,
+    now: datetime,
+    periods: Sequence[str] | None = None,
+    then: Callable[[Session, int], object] | None = None,
 ) -> int:
     """Recompute KPI values and upsert them into ``kpi_values``; returns rows changed.
 
@@ -175,6 +181,7 @@ def compute(
     a record synced, a record pointing at one, reaching back over the longest cohort window);
     on the first run, every period since the first handoff. A month given for a KPI counted per
     quarter recomputes that quarter. Idempotent: a second run with no change writes nothing.
+    ``then(session, changed)`` runs last in the same transaction (a job settles its debt there).
     """
     b = book(settings)
     changed = 0
@@ -190,6 +197,8 @@ def compute(
             changed += compute_period(ctx, kpis, period, prefetched)
         if periods is None:
             _set_watermark(ctx)
+        if then is not None:
+            then(session, changed)
     return changed
 
 

@@ -23,6 +23,8 @@ URL_VALIDATION = "endpoint.url_validation"
 RECORDING_COMPLETED = "recording.completed"
 MAX_SIGNATURE_AGE_SECONDS = 300
 """Zoom requests older (or further in the future) than this are refused as replays."""
+MAX_TIMESTAMP_DIGITS = 15
+"""Digits of ``x-zm-request-timestamp``: epoch milliseconds need 13."""
 
 
 def hmac_hex(secret: str, message: bytes) -> str:
@@ -41,15 +43,17 @@ def signature_problem(
     """Why the request is not Zoom's, or ``None`` when signature and time are right."""
     if not timestamp or not given:
         return "missing x-zm-signature or x-zm-request-timestamp"
-    try:
-        sent = int(timestamp)
-    except ValueError:
+    # ASCII digits only: int() also takes " 1_0", other scripts' digits, and refuses 4,301.
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > MAX_TIMESTAMP_DIGITS:
         return "bad x-zm-request-timestamp"
+    sent = int(timestamp)
     if sent > 10**11:  # milliseconds
         sent //= 1000
     if abs(now - sent) > MAX_SIGNATURE_AGE_SECONDS:
         return "stale request"
-    if not hmac.compare_digest(signature(secret, timestamp, body), given):
+    # Bytes: compare_digest refuses a non-ASCII str, and a header may hold any latin-1 text.
+    expected = signature(secret, timestamp, body).encode()
+    if not hmac.compare_digest(expected, given.encode("utf-8", "surrogatepass")):
         return "bad signature"
     return None
 

@@ -1,8 +1,16 @@
-"""Opening the store and bringing its schema up to date with Alembic."""
+"""Opening the store and bringing its schema up to date with Alembic.
+
+Every process migrates its store on start, and several may start at once on a fresh one. The
+migration therefore runs in one transaction holding the database's own lock (a PostgreSQL
+advisory lock, SQLite's write lock): the first process applies what is pending, the others wait
+for it and then find the schema at head.
+"""
 
 from __future__ import annotations
 
 import os
+import sqlite3
+import uuid
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,33 +19,94 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event, text
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import URL, Connection, Engine, NullPool, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tasuki.errors import StoreUnavailable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
+BUSY_TIMEOUT_MS = 10_000
+"""How long a SQLite statement waits for another connection's lock before failing."""
 
-def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
-    cur = dbapi_conn.cursor()  # type: ignore[attr-defined]
-    # WAL lets the webhook app read while a worker writes; busy_timeout waits instead of failing.
+MIGRATION_WAIT_SECONDS = 300
+"""How long a starting process waits for another process's migration of the same store."""
+
+MIGRATION_LOCK_KEY = 0x7461_7375_6B69
+"""PostgreSQL advisory lock taken around migrations ("tasuki" in ASCII; scoped to a database)."""
+
+
+def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+    # WAL lets the webhook app read while a worker writes. A no-op on the files tasuki creates
+    # (_create_in_wal_mode), which are in WAL mode from the start.
     cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=10000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
 
 
+def _app_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
+    _sqlite_pragmas(dbapi_conn, BUSY_TIMEOUT_MS)
+
+
+def _migration_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
+    # pysqlite opens a transaction only before INSERT/UPDATE/DELETE and runs DDL outside any;
+    # with its own handling off, the "begin" event below decides how transactions start.
+    dbapi_conn.isolation_level = None
+    _sqlite_pragmas(dbapi_conn, MIGRATION_WAIT_SECONDS * 1000)
+
+
+def _begin_immediate(conn: Connection) -> None:
+    # The write lock at BEGIN, before Alembic reads the version: a second process waits here.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _create_in_wal_mode(path: Path) -> None:
+    """Create the SQLite file at ``path`` already in WAL mode, unless it exists.
+
+    Processes opening a new file at once would all switch it to WAL, and SQLite fails all but
+    one of them at once (waiting could deadlock); asked again, a connection can keep failing.
+    So each process makes a WAL file of its own and links it into place: one link wins, the
+    others find the file there, in WAL mode already.
+    """
+    own = path.with_name(f"{path.name}.{uuid.uuid4().hex}.new")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            return
+        conn = sqlite3.connect(own)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+        finally:
+            conn.close()
+        try:
+            os.link(own, path)
+        except OSError:
+            pass  # another process's file won; or no hard links here: SQLite makes the file
+    except (OSError, sqlite3.Error) as exc:
+        raise StoreUnavailable(f"cannot create the store file {path}: {exc}") from exc
+    finally:
+        own.unlink(missing_ok=True)
+
+
+def _is_sqlite_file(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+
+
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``; a SQLite file's folder is created if missing."""
+    """An engine for ``url``; a SQLite file (and its folder) is created in WAL mode if missing."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        if _is_sqlite_file(parsed) and not str(parsed.database).startswith("file:"):
+            _create_in_wal_mode(Path(str(parsed.database)))
         engine = create_engine(url)
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _app_connect)
     else:
         engine = create_engine(url, pool_pre_ping=True)
     # rq's worker forks a work horse per job: the child must not reuse the parent's
@@ -89,12 +158,68 @@ class Store:
         return self.engine.dialect.name == "sqlite"
 
 
-def upgrade(engine: Engine) -> None:
-    """Apply every migration not yet applied (safe to call on each start)."""
-    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+@dataclass(frozen=True)
+class Upgrade:
+    """What :func:`upgrade` did to a store."""
+
+    applied: tuple[str, ...]
+    """Migrations applied, oldest first, by file name (``0001_core_tables``); empty if none."""
+    head: str
+    """The migration the store's schema is at now."""
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[Connection]:
+    """A connection in a transaction holding the store's migration lock until the block ends."""
+    if _is_sqlite_file(engine.url):
+        # A connection of its own: the app's engine keeps pysqlite's transaction handling.
+        migration = create_engine(engine.url, poolclass=NullPool)
+        event.listen(migration, "connect", _migration_connect)
+        event.listen(migration, "begin", _begin_immediate)
+        try:
+            with migration.begin() as conn:
+                yield conn
+        finally:
+            migration.dispose()
+        return
     with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        if conn.dialect.name == "postgresql":
+            conn.execute(
+                text("SELECT set_config('lock_timeout', :wait, true)"),
+                {"wait": f"{MIGRATION_WAIT_SECONDS}s"},
+            )
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        yield conn  # an in-memory SQLite store belongs to this process alone: nothing to lock
+
+
+def _migrate(conn: Connection) -> Upgrade:
+    cfg = alembic_config(conn.engine.url.render_as_string(hide_password=False))
+    cfg.attributes["connection"] = conn
+    before = MigrationContext.configure(conn).get_current_revision()
+    command.upgrade(cfg, "head")
+    after = MigrationContext.configure(conn).get_current_revision()
+    scripts = ScriptDirectory.from_config(cfg)
+    applied = [] if after == before else list(scripts.iterate_revisions(after, before or "base"))
+    head = scripts.get_revision(after) if after is not None else None
+    return Upgrade(
+        applied=tuple(Path(s.path).stem for s in reversed(applied)),
+        head=Path(head.path).stem if head is not None else "base",
+    )
+
+
+def upgrade(engine: Engine) -> Upgrade:
+    """Apply every migration not yet applied; safe to call on each start, from many processes
+    at once (they take turns). Raises :class:`StoreUnavailable`, the database's error as its
+    cause, when the store cannot be reached or migrated."""
+    where = engine.url.render_as_string(hide_password=True)
+    try:
+        with _migration_lock(engine) as conn:
+            return _migrate(conn)
+    except OperationalError as exc:
+        raise StoreUnavailable(f"store at {where} unreachable: {exc.orig}") from exc
+    except (SQLAlchemyError, CommandError) as exc:
+        reason = exc.orig if isinstance(exc, DBAPIError) else exc
+        raise StoreUnavailable(f"store at {where} could not be migrated: {reason}") from exc
 
 
 def open_store(url: str, *, migrate: bool = True) -> Store:
@@ -103,6 +228,7 @@ def open_store(url: str, *, migrate: bool = True) -> Store:
     if migrate:
         try:
             upgrade(engine)
-        except OperationalError as exc:
-            raise StoreUnavailable(f"store unreachable: {exc.orig}") from None
+        except StoreUnavailable:
+            engine.dispose()
+            raise
     return Store(engine, sessionmaker(engine, expire_on_commit=False))

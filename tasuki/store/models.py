@@ -295,3 +295,48 @@ class Recording(Base):
     payload: Mapped[dict[str, Any]]
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     matched_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class OwedWork(Base):
+    """Work tasuki has accepted and not yet finished: the store's record of it, so that Redis
+    is a cache of work and not its only copy (see :mod:`tasuki.owed`).
+
+    A row is written in the same transaction as the change that makes the work due (a webhook's
+    delivery ids, a sync's snapshots) and deleted in the same transaction as the work's own
+    effects. ``version`` grows each time the work is owed again, so a job that finished the
+    work it read never deletes a newer debt.
+    """
+
+    __tablename__ = "owed_work"
+    __table_args__ = (
+        UniqueConstraint("kind", "object", "record_id"),
+        Index("ix_owed_work_owed_at", "owed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    object: Mapped[str] = mapped_column(String(80), default="")
+    record_id: Mapped[str] = mapped_column(String(64), default="")
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    owed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    job_id: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class WriteIntent(Base):
+    """A value about to be sent to the CRM, recorded before the call (see
+    :mod:`tasuki.writeback`): after a crash or a timeout, the next pass reads these records back
+    and learns what the CRM already holds instead of writing the batch again."""
+
+    __tablename__ = "write_intents"
+    __table_args__ = (UniqueConstraint("system", "object", "record_id", "field"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    system: Mapped[str] = mapped_column(String(20))
+    object: Mapped[str] = mapped_column(String(80))
+    record_id: Mapped[str] = mapped_column(String(255))
+    field: Mapped[str] = mapped_column(String(120))
+    value: Mapped[str | None] = mapped_column(Text, nullable=True)
+    key_field: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    """The external-id field the record is upserted on, or None when written by CRM id."""
+    intended_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -38,6 +39,13 @@ def write_files(folder: Path, *texts: str) -> list[Path]:
         p.write_text(text, encoding="utf-8")
         paths.append(p)
     return paths
+
+
+def alias_bomb() -> str:
+    """A "billion laughs" rules file: nine levels, each nine aliases of the level before."""
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]" for p, n in pairwise("abcdefghi")]
+    return "\n".join(lines) + "\nrule_sets: []\n"
 
 
 def rulebook_from(folder: Path, *texts: str) -> Rulebook:

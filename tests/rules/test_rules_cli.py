@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ from click.testing import CliRunner
 
 from tasuki.cli import main
 from tasuki.settings import Settings, builtin_path
-from tests.rules.rules_support import seed_demo_store, write_files
+from tests.rules.rules_support import alias_bomb, seed_demo_store, write_files
 
 GOOD = """
 rule_sets:
@@ -54,6 +55,18 @@ def test_check_lists_every_problem(runner: CliRunner, tmp_path: Path) -> None:
     assert lines[0].startswith(f"{bad}:5:29: unknown check type 'lenght'; known check types: all")
     assert lines[1].startswith(f"{bad}:6:65: bad duration 'someday'")
     assert lines[2] == "2 problem(s)"
+
+
+def test_check_an_alias_bomb_fast(runner: CliRunner, tmp_path: Path) -> None:
+    (path,) = write_files(tmp_path, alias_bomb())
+    start = time.perf_counter()
+    result = runner.invoke(main, ["rules", "check", str(path)])
+    assert time.perf_counter() - start < 1.0
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        f"{path}:5:8: aliases stand for more than 10,000 values; write them out",
+        "1 problem(s)",
+    ]
 
 
 def test_rule_tests_of_the_default_pack_pass(runner: CliRunner) -> None:

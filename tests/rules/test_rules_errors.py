@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
 from rules import load_rulebook
 from tasuki.errors import ConfigError
-from tests.rules.rules_support import CATALOG, rulebook_from, write_files
+from tests.rules.rules_support import CATALOG, alias_bomb, rulebook_from, write_files
 
 
 def problems(tmp_path: Path, *texts: str) -> list[str]:
@@ -197,3 +198,45 @@ def test_a_bad_file_loads_nothing_even_next_to_good_ones(tmp_path: Path) -> None
         load_rulebook(paths, CATALOG)
     assert len(info.value.problems) == 1
     assert str(info.value).startswith(f"{paths[1]}:4:24: unknown check type 'nope'")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # at the first alias past the bound: 'e: &e [*d' (each *d stands for 7,381 values)
+        (
+            alias_bomb(),
+            "rules0.yaml:5:8: aliases stand for more than 10,000 values; write them out",
+        ),
+        ("a: &a [1, *a]\nrule_sets: []\n", "rules0.yaml:1:11: alias *a inside its own value"),
+        (
+            "rule_sets: " + "[" * 5000 + "]" * 5000 + "\n",
+            "rules0.yaml:1:111: nested more than 100 levels deep",
+        ),
+    ],
+    ids=["alias-bomb", "recursive-alias", "deep-nesting"],
+)
+def test_yaml_that_would_not_fit_in_memory(tmp_path: Path, text: str, expected: str) -> None:
+    start = time.perf_counter()
+    assert problems(tmp_path, text) == [expected]
+    assert time.perf_counter() - start < 1.0
+
+
+def test_aliases_within_bounds_still_serve(tmp_path: Path) -> None:
+    rulebook = rulebook_from(
+        tmp_path,
+        """\
+rule_sets:
+  - boundary: IS→FS
+    rules:
+      - id: a
+        when: &large {check: range, field: deal.amount, min: 5000000}
+        check: required
+        field: deal.authority
+        message: m
+      - {id: b, check: required, field: deal.budget, message: m, when: *large}
+""",
+    )
+    (rule_set,) = rulebook.rule_sets
+    first, second = (r.when for r in rule_set.rules)
+    assert first is not None and first == second

@@ -4,14 +4,18 @@ PostgreSQL (the ``store`` fixture) and a real Redis queue."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import json
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from pydantic import SecretStr
 from rq import Queue
 from sqlalchemy import func, select
 from werkzeug.test import TestResponse
@@ -22,7 +26,9 @@ from tasuki.settings import Settings
 from tasuki.store.db import Store, open_store
 from tasuki.store.models import Delivery
 from webhooks import create_app, services
-from webhooks.local import sign
+from webhooks import local as local_hook
+from webhooks.intake import Intake
+from webhooks.local import sign, signed_headers
 
 SECRET = "test-webhook-secret"  # the conftest settings' TASUKI_WEBHOOK_SECRET
 REDIS_DOWN = "redis://127.0.0.1:1/0"
@@ -61,10 +67,11 @@ def _notice(i: str, obj: str = "Lead", ids: list[str] | None = None) -> dict[str
 
 
 def _post(client: FlaskClient, body: bytes, signature: str | None = "good") -> TestResponse:
-    headers = {"Content-Type": "application/json"}
-    if signature == "good":
-        headers["X-Tasuki-Signature"] = sign(SECRET, body)
-    elif signature is not None:
+    """POST ``body`` with a current timestamp and its signature, or ``signature`` instead."""
+    headers = signed_headers(SECRET, body)
+    if signature is None:
+        del headers["X-Tasuki-Signature"]
+    elif signature != "good":
         headers["X-Tasuki-Signature"] = signature
     return client.post("/webhooks/local", data=body, headers=headers)
 
@@ -96,7 +103,10 @@ def test_the_signature_may_carry_a_sha256_prefix_and_upper_case(
     client: FlaskClient, queue: Queue
 ) -> None:
     body = _body(_notice("1"))
-    assert _post(client, body, "sha256=" + sign(SECRET, body).upper()).status_code == 200
+    stamp = str(int(time.time()))
+    signature = "sha256=" + sign(SECRET, body, stamp).upper()
+    headers = {"X-Tasuki-Timestamp": stamp, "X-Tasuki-Signature": signature}
+    assert client.post("/webhooks/local", data=body, headers=headers).status_code == 200
     assert queue.count == 1
 
 
@@ -167,15 +177,106 @@ def test_a_bad_or_missing_signature_is_401_and_nothing_is_kept(
 def test_a_body_signed_then_changed_is_401(client: FlaskClient, queue: Queue) -> None:
     body = _body(_notice("1"))
     tampered = body.replace(b"00Q1", b"00Q9")
-    resp = client.post(
-        "/webhooks/local", data=tampered, headers={"X-Tasuki-Signature": sign(SECRET, body)}
-    )
+    resp = client.post("/webhooks/local", data=tampered, headers=signed_headers(SECRET, body))
     assert resp.status_code == 401 and queue.count == 0
 
 
 def test_a_body_signed_with_another_secret_is_401(client: FlaskClient, queue: Queue) -> None:
     body = _body(_notice("1"))
-    assert _post(client, body, sign("another-secret", body)).status_code == 401
+    resp = client.post("/webhooks/local", data=body, headers=signed_headers("another", body))
+    assert resp.status_code == 401 and queue.count == 0
+
+
+NOW = 1_790_000_000
+
+
+@pytest.fixture
+def at_now(live: Settings, store: Store, queue: Queue) -> FlaskClient:
+    """The local receiver alone, its clock stopped at :data:`NOW`."""
+    app = Flask(__name__)
+    app.register_blueprint(
+        local_hook.blueprint(Intake(store, queue), SecretStr(SECRET), clock=lambda: NOW)
+    )
+    return app.test_client()
+
+
+@pytest.mark.parametrize("skew", [-300, 0, 300])
+def test_a_timestamp_within_five_minutes_either_way_is_accepted(
+    at_now: FlaskClient, queue: Queue, skew: int
+) -> None:
+    body = _body(_notice(f"skew{skew}"))
+    resp = at_now.post(
+        "/webhooks/local", data=body, headers=signed_headers(SECRET, body, NOW + skew)
+    )
+    assert resp.status_code == 200 and queue.count == 1
+
+
+@pytest.mark.parametrize("skew", [-301, 301, -7 * 86400])
+def test_a_request_signed_more_than_five_minutes_away_is_401_and_nothing_is_kept(
+    at_now: FlaskClient, queue: Queue, store: Store, skew: int
+) -> None:
+    body = _body(_notice("1"))
+    resp = at_now.post(
+        "/webhooks/local", data=body, headers=signed_headers(SECRET, body, NOW + skew)
+    )
+    assert resp.status_code == 401
+    assert resp.get_json() == {"error": "X-Tasuki-Timestamp is more than 300 seconds from now"}
+    assert queue.count == 0 and _deliveries(store) == 0
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        None,
+        "",
+        " ",
+        "abc",
+        "1790000000.5",
+        "-1790000000",
+        " 1790000000",
+        "1_790_000_000",
+        "²³",
+        "١٧٩٠٠٠٠٠٠٠",
+        "9" * 5000,
+    ],
+)
+def test_a_missing_or_malformed_timestamp_is_401_naming_the_header(
+    at_now: FlaskClient, queue: Queue, stamp: str | None
+) -> None:
+    body = _body(_notice("1"))
+    headers = signed_headers(SECRET, body, NOW)
+    if stamp is None:
+        del headers["X-Tasuki-Timestamp"]
+    else:
+        # Signed over the very text sent, so only the timestamp's form is wrong.
+        headers["X-Tasuki-Timestamp"] = stamp
+        headers["X-Tasuki-Signature"] = sign(SECRET, body, stamp)
+    resp = at_now.post("/webhooks/local", data=body, headers=headers)
+    assert resp.status_code == 401
+    assert resp.get_json() == {"error": "missing or malformed X-Tasuki-Timestamp (Unix seconds)"}
+    assert queue.count == 0
+
+
+def test_a_captured_request_cannot_be_replayed_under_a_fresh_timestamp(
+    at_now: FlaskClient, queue: Queue
+) -> None:
+    body = _body(_notice("1"))
+    captured = signed_headers(SECRET, body, NOW - 3600)
+    replay = {**captured, "X-Tasuki-Timestamp": str(NOW)}
+    resp = at_now.post("/webhooks/local", data=body, headers=replay)
+    assert resp.status_code == 401 and "X-Tasuki-Signature" in resp.get_json()["error"]
+    assert queue.count == 0
+
+
+def test_the_signature_covers_the_timestamp_then_a_dot_then_the_body() -> None:
+    body = b'{"notices": []}'
+    mac = hmac.new(SECRET.encode(), b"1790000000." + body, hashlib.sha256).hexdigest()
+    assert sign(SECRET, body, 1790000000) == mac
+    assert signed_headers(SECRET, body, 1790000000.9) == {
+        "Content-Type": "application/json",
+        "X-Tasuki-Timestamp": "1790000000",
+        "X-Tasuki-Signature": mac,
+    }
 
 
 _OK = {"id": "1", "object": "Lead", "record_ids": ["00Q1"]}

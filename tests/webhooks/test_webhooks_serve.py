@@ -21,7 +21,7 @@ from rq import Queue
 from tasuki.cli import main
 from tasuki.queue import job_queue
 from tasuki.settings import builtin_path, load_settings
-from webhooks.local import sign
+from webhooks.local import signed_headers
 
 SECRET = "serve-test-secret"
 
@@ -96,14 +96,14 @@ def test_tasuki_serve_answers_signed_notices_over_http(served: tuple[str, Queue]
     base, queue = served
     notice = {"id": "http-1", "object": "Lead", "record_ids": ["00Q1"], "changed_by": None}
     body = json.dumps({"notices": [notice]}).encode()
-    signed = {"Content-Type": "application/json", "X-Tasuki-Signature": sign(SECRET, body)}
+    signed = signed_headers(SECRET, body)
     assert _call(f"{base}/webhooks/local", body, signed) == 200
     [job_id] = queue.job_ids
     job = queue.fetch_job(job_id)
     assert job is not None and job.kwargs == {"object": "Lead", "ids": ["00Q1"]}
     assert _call(f"{base}/webhooks/local", body, signed) == 200  # a duplicate, acknowledged
     assert queue.count == 1
-    assert _call(f"{base}/webhooks/local", body, {"X-Tasuki-Signature": "0" * 64}) == 401
+    assert _call(f"{base}/webhooks/local", body, {**signed, "X-Tasuki-Signature": "0" * 64}) == 401
     assert _call(f"{base}/webhooks/local", b"x" * (2 * 1024 * 1024), signed) == 413
 
 
