@@ -278,6 +278,25 @@ class HubSpotConnector:
             out.extend(self._raw(object, r, fields) for r in results)
         return out
 
+    def fetch_by_key(
+        self, object: str, key_field: str, keys: Sequence[str], fields: Sequence[str]
+    ) -> list[RawRecord]:
+        """Records whose unique property ``key_field`` holds one of ``keys``, each with its key
+        as id (a write-back reading back KPI rows after a crash); ``batch/read`` with
+        ``idProperty``, 100 keys a call."""
+        props = list(dict.fromkeys([*fields, key_field]))
+        out: list[RawRecord] = []
+        unique = list(dict.fromkeys(str(k) for k in keys))
+        for start in range(0, len(unique), BATCH_SIZE):
+            chunk = unique[start : start + BATCH_SIZE]
+            body = {"properties": props, "idProperty": key_field}
+            for result in self._batch_read(object, chunk, body):
+                found = self._raw(object, result, fields)
+                key = (result.get("properties") or {}).get(key_field)
+                if key is not None:
+                    out.append(RawRecord(str(key), found.fields, found.modstamp))
+        return out
+
     def changes(self, object: str, cursor: str | None, fields: Sequence[str]) -> ChangePage:
         """One search page of records modified since ``cursor``, oldest first.
 

@@ -239,20 +239,32 @@ class LocalCrm:
         wanted = {f: data.get(f) for f in fields} if fields else data
         return RawRecord(id=str(record_id), fields=wanted, modstamp=f"{seq:012d}", deleted=deleted)
 
-    def fetch(self, object: str, ids: Sequence[str], fields: Sequence[str]) -> list[RawRecord]:
-        """Records by id, one call per ``read_batch_size`` ids; missing and deleted ids left out."""
+    def _select(
+        self,
+        object: str,
+        column: str,
+        params: Sequence[str],
+        values: Sequence[str],
+        fields: Sequence[str],
+    ) -> list[RawRecord]:
+        """Live records of ``object`` whose ``column`` (an SQL expression taking ``params``) is one
+        of ``values``, one call per ``read_batch_size`` values; ``column`` is also their id."""
         out: list[RawRecord] = []
-        for start in range(0, len(ids), self.read_batch_size):
-            chunk = list(ids[start : start + self.read_batch_size])
+        for start in range(0, len(values), self.read_batch_size):
+            chunk = list(values[start : start + self.read_batch_size])
             self.calls.add("read")
             marks = ",".join("?" * len(chunk))
             rows = self._db.execute(
-                f"SELECT id, fields, seq, deleted FROM records WHERE object=? AND deleted=0 "
-                f"AND id IN ({marks})",
-                (object, *chunk),
+                f"SELECT {column}, fields, seq, deleted FROM records "
+                f"WHERE object=? AND deleted=0 AND {column} IN ({marks})",
+                (*params, object, *params, *chunk),
             ).fetchall()
             out.extend(self._raw(r, fields) for r in rows)
         return out
+
+    def fetch(self, object: str, ids: Sequence[str], fields: Sequence[str]) -> list[RawRecord]:
+        """Records by id, one call per ``read_batch_size`` ids; missing and deleted ids left out."""
+        return self._select(object, "id", (), ids, fields)
 
     def fetch_by_key(
         self, object: str, key_field: str, keys: Sequence[str], fields: Sequence[str]
@@ -260,18 +272,7 @@ class LocalCrm:
         """Records whose ``key_field`` holds one of ``keys``, each with the key as its id (how
         a write-back reads back the KPI rows it may have upserted); one call per
         ``read_batch_size`` keys."""
-        out: list[RawRecord] = []
-        for start in range(0, len(keys), self.read_batch_size):
-            chunk = list(keys[start : start + self.read_batch_size])
-            self.calls.add("read")
-            marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(
-                f"SELECT json_extract(fields, ?), fields, seq, deleted FROM records "
-                f"WHERE object=? AND deleted=0 AND json_extract(fields, ?) IN ({marks})",
-                (f'$."{key_field}"', object, f'$."{key_field}"', *chunk),
-            ).fetchall()
-            out.extend(self._raw(r, fields) for r in rows)
-        return out
+        return self._select(object, "json_extract(fields, ?)", (f'$."{key_field}"',), keys, fields)
 
     def changes(self, object: str, cursor: str | None, fields: Sequence[str]) -> ChangePage:
         """Records whose modstamp is past ``cursor``, deletes included, oldest first."""

@@ -116,6 +116,10 @@ QUERY_BATCH_SIZE = 2000
 HISTORY_IDS_PER_QUERY = 300
 """Record ids per history query, keeping the SOQL well inside the URL length limit."""
 
+KEYS_PER_QUERY = 50
+"""External ids per read-back query: KPI row keys run to 255 characters, and the SOQL travels
+in the URL."""
+
 RATE_LIMIT_RETRY_AFTER = 900.0
 """Seconds to wait after REQUEST_LIMIT_EXCEEDED (the daily allocation is a rolling 24 hours)."""
 
@@ -391,6 +395,22 @@ class SalesforceConnector:
             body = json.dumps({"ids": chunk, "fields": select}).encode()
             rows = self._send("read")("POST", path, body=body).json()
             out.extend(raw_record(r, wanted) for r in rows if r is not None)
+        return out
+
+    def fetch_by_key(
+        self, object: str, key_field: str, keys: Sequence[str], fields: Sequence[str]
+    ) -> list[RawRecord]:
+        """Records whose external id ``key_field`` is one of ``keys``, each with its key as id
+        (a write-back reading back KPI rows after a crash); one SOQL query per
+        :data:`KEYS_PER_QUERY` keys."""
+        wanted = unique(fields)
+        names = ", ".join(identifier(f) for f in unique(["Id", key_field, *wanted]))
+        select = f"SELECT {names} FROM {identifier(object)} WHERE {identifier(key_field)} IN {{}}"
+        out: list[RawRecord] = []
+        for chunk in chunks(keys, KEYS_PER_QUERY):
+            for row in self._query_records(format_soql(select, list(chunk))):
+                found = raw_record(row, wanted)
+                out.append(RawRecord(str(row[key_field]), found.fields, found.modstamp))
         return out
 
     def changes(self, object: str, cursor: str | None, fields: Sequence[str]) -> ChangePage:

@@ -253,9 +253,12 @@ def write_back(
     mapper = Mapper(config)
     system = connector.system
     report = WriteReport(dry_run=dry_run)
-    wanted = list(desired)
+    if not dry_run:
+        # A batch a crash or a timeout left unsettled: what the CRM holds goes into the ledger.
+        settle_intents(store, connector, mapper)
+    before = connector.calls.total  # write calls only: a read-back is not one
     with store.session() as session:
-        report.changes = plan(session, system, mapper, wanted)
+        report.changes = plan(session, system, mapper, desired)
     grouped: dict[str, dict[str, dict[str, Any]]] = defaultdict(lambda: defaultdict(dict))
     for change in report.changes:
         grouped[change.object][change.record_id][change.field] = change.new
@@ -267,19 +270,6 @@ def write_back(
     if dry_run:
         report.calls = report.min_calls
         return report
-    before = connector.calls.total
-    if settle_intents(store, connector, mapper):
-        # What the CRM turned out to hold is in the ledger now: plan again from it.
-        with store.session() as session:
-            report.changes = plan(session, system, mapper, wanted)
-        grouped.clear()
-        for change in report.changes:
-            grouped[change.object][change.record_id][change.field] = change.new
-        report.records = sum(len(recs) for recs in grouped.values())
-        report.min_calls = sum(
-            min_calls(connector, len(recs), upsert=mapper.key_field(obj) is not None)
-            for obj, recs in grouped.items()
-        )
     with store.session() as session:
         run = WriteRun(system=system, dry_run=False)
         session.add(run)

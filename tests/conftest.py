@@ -20,11 +20,8 @@ from sqlalchemy.engine import make_url
 
 from tasuki.settings import Settings, load_settings
 from tasuki.store.db import Store, open_store
+from tests.services import POSTGRES_URL, REDIS_URL
 
-POSTGRES_URL = os.environ.get(
-    "TASUKI_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
-REDIS_URL = os.environ.get("TASUKI_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REQUIRE_SERVICES = bool(os.environ.get("TASUKI_REQUIRE_SERVICES"))
 
 
@@ -51,14 +48,18 @@ def postgres_url() -> Iterator[str]:
     admin.dispose()
 
 
-@pytest.fixture
-def redis_url() -> str:
-    """URL of the real Redis server (skips, or fails under CI, when it is down)."""
+def _real_redis() -> str:
     try:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
     except redis.RedisError as exc:
         _unavailable("Redis", exc)
     return REDIS_URL
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """URL of the real Redis server (skips, or fails under CI, when it is down)."""
+    return _real_redis()
 
 
 @pytest.fixture
@@ -105,8 +106,4 @@ def store(request: pytest.FixtureRequest) -> Store:
 @pytest.fixture(scope="module")
 def redis_url_module() -> str:
     """The real Redis server's URL, for module-scoped fixtures."""
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        _unavailable("Redis", exc)
-    return REDIS_URL
+    return _real_redis()

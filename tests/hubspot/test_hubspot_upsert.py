@@ -359,3 +359,18 @@ def test_kpi_rows_through_the_write_path_take_full_batches_and_no_call_when_unch
     assert (moved.records, moved.fields, moved.calls) == (450, 450, 5)
     assert len(store.records) == 450
     assert _by_key(store)[_key(3)]["value"] == "0.75"
+
+
+def test_rows_are_read_back_by_their_unique_property_100_keys_a_call(
+    emulator: HubSpotEmulator, hubspot: HubSpotConnector
+) -> None:
+    emulator.define_tasuki_kpi()
+    _in_batches(hubspot, "p_tasuki_kpi", _rows(150, value=4.0))
+    reads = hubspot.calls["read"]
+    wanted = [_key(i) for i in range(140, 150)] + [f"missing-{i}" for i in range(100)]
+    found = hubspot.fetch_by_key("p_tasuki_kpi", KEY, wanted, ["value", "kpi_id"])
+    assert sorted(r.id for r in found) == sorted(_key(i) for i in range(140, 150))
+    assert all(float(r.fields["value"]) == 4.0 for r in found)
+    # two batch reads, and the object's property types once (cached for the process)
+    assert hubspot.calls["read"] - reads == 3
+    assert emulator.calls["batch/read"] == 2

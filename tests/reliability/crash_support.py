@@ -41,7 +41,9 @@ ORG = OrgSpec(seed=11, leads=60, until=date(2026, 11, 20), days=45)
 STAMPS = {"SystemModstamp", "CreatedDate"}
 
 
-def _config(folder: Path, queue_name: str, redis_url: str) -> dict[str, str]:
+def _config(
+    folder: Path, queue_name: str, redis_url: str, database_url: str | None
+) -> dict[str, str]:
     text = builtin_path("tasuki.yaml").read_text(encoding="utf-8")
     path = folder / "tasuki.yaml"
     # Recovery at once in tests: a job whose worker was killed is taken for lost after 1 s.
@@ -49,12 +51,15 @@ def _config(folder: Path, queue_name: str, redis_url: str) -> dict[str, str]:
         f"\nqueue_name: {queue_name}\nrecovery:\n  grace_seconds: 0\n  abandoned_after_seconds: 1\n"
     )
     path.write_text(text, encoding="utf-8")
-    return {
+    env = {
         "TASUKI_CONFIG": str(path),
         "TASUKI_DATA_DIR": str(folder / "data"),
         "TASUKI_REDIS_URL": redis_url,
         "TASUKI_WEBHOOK_SECRET": SECRET,
     }
+    if database_url:
+        env["TASUKI_DATABASE_URL"] = database_url
+    return env
 
 
 @dataclass
@@ -71,12 +76,13 @@ class EndState:
 
 
 class Pipeline:
-    """One org, one store, one queue; workers run as subprocesses."""
+    """One org, one store (SQLite in the folder, or ``database_url``), one queue; workers run
+    as subprocesses."""
 
-    def __init__(self, folder: Path, redis_url: str) -> None:
+    def __init__(self, folder: Path, redis_url: str, database_url: str | None = None) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
-        self.env = _config(folder, f"crash-{uuid.uuid4().hex[:8]}", redis_url)
+        self.env = _config(folder, f"crash-{uuid.uuid4().hex[:8]}", redis_url, database_url)
         self.settings: Settings = load_settings(self.env)
         self.store: Store = open_store(self.settings.database_url)
         self.crm = LocalCrm(self.settings.data_dir / "crm.db")

@@ -8,12 +8,16 @@ values and CRM contents must be equal, and no CRM record may have been written m
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from tests.reliability.crash_support import EndState, Pipeline
+from tests.services import POSTGRES_URL
 
 POINTS = [
     "sync.committed",  # records and their owed judging committed; detection not yet run
@@ -34,11 +38,37 @@ def clean(tmp_path_factory: pytest.TempPathFactory, redis_url_module: str) -> It
         pipeline.close()
 
 
-@pytest.mark.parametrize("point", POINTS)
+@pytest.fixture
+def fresh_postgres() -> Iterator[str]:
+    """A new, empty PostgreSQL database for one pipeline, dropped afterwards."""
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    name = f"tasuki_crash_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+CASES = [("sqlite", p) for p in POINTS] + [
+    ("postgres", "sync.committed"),
+    ("postgres", "writeback.sent"),
+]
+
+
+@pytest.mark.parametrize(("backend", "point"), CASES)
 def test_a_worker_killed_at_a_commit_point_loses_and_doubles_nothing(
-    point: str, clean: EndState, tmp_path: Path, redis_url_module: str
+    backend: str,
+    point: str,
+    clean: EndState,
+    tmp_path: Path,
+    redis_url_module: str,
+    request: pytest.FixtureRequest,
 ) -> None:
-    pipeline = Pipeline(tmp_path, redis_url_module)
+    # The PostgreSQL runs are held to the clean SQLite run: both stores give the same figures.
+    url = request.getfixturevalue("fresh_postgres") if backend == "postgres" else None
+    pipeline = Pipeline(tmp_path, redis_url_module, url)
     try:
         assert pipeline.run(pause_at=point), f"the worker never reached {point}"
         after = pipeline.end_state()

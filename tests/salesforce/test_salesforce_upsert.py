@@ -309,3 +309,14 @@ def test_more_than_200_records_and_other_methods_are_refused_as_a_whole(
         }
     ]
     assert _rows_by_key(org) == {}
+
+
+def test_rows_are_read_back_by_their_external_id_one_query_per_50_keys(
+    org: Org, connector: SalesforceConnector
+) -> None:
+    _upsert_in_batches(connector, [_row(i, value=i) for i in range(120)])
+    reads = connector.calls["read"]
+    wanted = [_key(i) for i in (3, 77, 119)] + [_key(i) for i in range(200, 260)]
+    found = connector.fetch_by_key(KPI_OBJECT, KPI_KEY, wanted, ["Value__c", "Period__c"])
+    assert {r.id: r.fields["Value__c"] for r in found} == {_key(3): 3, _key(77): 77, _key(119): 119}
+    assert connector.calls["read"] - reads == 2  # 63 keys, 50 a query

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -210,3 +211,29 @@ def test_many_kpi_rows_go_through_one_bulk_upsert_job(
     assert (job.operation, job.state, len(job.succeeded)) == ("upsert", "JobComplete", 2500)
     assert len(_rows_by_key(org)) == 2500 and org.calls["upsert"] == 0
     assert write_back(sqlite_store, connector, sf_config, _kpi_rows(2500)).calls == 0
+
+
+def test_a_batch_the_org_took_after_the_client_timed_out_is_read_back_not_written_again(
+    sqlite_store: Store,
+    sf_config: Config,
+    org: Org,
+    make_connector: Callable[..., SalesforceConnector],
+) -> None:
+    connector = make_connector(timeout=0.5)
+    ids = _deals(org, 450)
+    # The second of three update calls reaches the org only after the client gave up on it.
+    org.inject("slow", on="update", after=1, delay=1.0)
+    with pytest.raises(CrmUnavailable):
+        write_back(sqlite_store, connector, sf_config, _desired(ids))
+    with pytest.raises(AssertionError):
+        assert _holds(org, ids[200:400])
+    for _ in range(100):  # until the org has applied the late batch
+        if _holds(org, ids[200:400]):
+            break
+        time.sleep(0.05)
+    updates = org.calls["update"]
+    report = write_back(sqlite_store, connector, sf_config, _desired(ids))
+    # The 200 records of the lost answer are read back (one retrieve call) and found written:
+    # only the last batch of 50 is sent.
+    assert (report.records, org.calls["update"] - updates) == (50, 1)
+    assert _holds(org, ids) and _ledger_size(sqlite_store) == 900
