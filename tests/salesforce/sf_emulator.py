@@ -867,6 +867,9 @@ def serve(org: Org, folder: Path) -> RunningEmulator:
     org.base_url = url
     ca_path = folder / "emulator-ca.pem"
     ca.cert_pem.write_to_path(str(ca_path))
-    thread = threading.Thread(target=server.serve_forever, name="sf-emulator", daemon=True)
+    # A short poll: shutdown() waits up to one poll interval (0.5 s by default) per emulator.
+    thread = threading.Thread(
+        target=server.serve_forever, args=(0.05,), name="sf-emulator", daemon=True
+    )
     thread.start()
     return RunningEmulator(org, url, ca_path, server, thread)
