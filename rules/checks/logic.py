@@ -21,19 +21,25 @@ from rules.verdict import HandoffContext
 from tasuki.calendar import BusinessCalendar
 
 
-@register("all")
 @dataclass(frozen=True, slots=True)
-class All(Check):
-    """Every check in ``of`` holds."""
+class _Combination(Check):
+    """A check over the list of checks in ``of`` (``all``, ``any``)."""
 
     of: tuple[Check, ...]
-    name = "all"
     required = ("of",)
 
     @classmethod
     def parse(cls, p: CheckParser, at: YamlPath, data: Mapping[str, Any]) -> Check | None:
         of = p.checks(at + ("of",), data["of"])
         return None if of is None else cls(of)
+
+
+@register("all")
+@dataclass(frozen=True, slots=True)
+class All(_Combination):
+    """Every check in ``of`` holds."""
+
+    name = "all"
 
     def evaluate(self, ctx: HandoffContext, calendar: BusinessCalendar) -> str | None:
         reasons = [r for c in self.of if (r := c.evaluate(ctx, calendar)) is not None]
@@ -45,17 +51,10 @@ class All(Check):
 
 @register("any")
 @dataclass(frozen=True, slots=True)
-class AnyOf(Check):
+class AnyOf(_Combination):
     """At least one check in ``of`` holds."""
 
-    of: tuple[Check, ...]
     name = "any"
-    required = ("of",)
-
-    @classmethod
-    def parse(cls, p: CheckParser, at: YamlPath, data: Mapping[str, Any]) -> Check | None:
-        of = p.checks(at + ("of",), data["of"])
-        return None if of is None else cls(of)
 
     def evaluate(self, ctx: HandoffContext, calendar: BusinessCalendar) -> str | None:
         reasons = []
