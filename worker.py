@@ -13,15 +13,18 @@ write-back waits in the queue, further requests join it instead of adding calls.
     write_back()                desired values → ledger diff → batched CRM writes
     ingest_recording(provider, payload)   a MiiTel / Zoom delivery → a kept recording
     match_recordings()          links pending recordings to CRM records, re-judges those records
+    notify(at=None)             due notifications → Slack / e-mail, each once (ledger)
+    deliver_agenda(day=None)    the handoff meeting's agenda → its Slack channel / e-mail
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
+from rq import get_current_job
 from rq.job import Job
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
@@ -30,7 +33,10 @@ from tasuki import runtime
 from tasuki.judging import Judged, judge_owed, judge_with_dependents, verdict_values
 from tasuki.judging import sla_sweep as _sla_sweep
 from tasuki.mapping import Mapper
+from tasuki.ops.runs import prune as prune_runs
+from tasuki.ops.runs import recorded
 from tasuki.owed import Debt, Owed, assign, owe, owed, settle, stale
+from tasuki.passes import earlier_work_running, one_at_a_time, write_back_waits
 from tasuki.queue import (
     current_job_id,
     enqueue_kpis,
@@ -52,14 +58,25 @@ log = logging.getLogger(__name__)
 
 
 def _follow_up(rt: Runtime, judged: Judged, records_changed: bool) -> None:
-    """Queue what judging made due (its debts are already in the store)."""
+    """Queue what judging made due (its debts are already in the store), and a write-back
+    pass that waited for this job's records (:mod:`tasuki.passes`)."""
+    queue = job_queue(rt.settings, rt.redis_connection)
     if judged.handoffs or judged.verdicts_changed:
-        queue = job_queue(rt.settings, rt.redis_connection)
         enqueue_kpis(queue)
+        enqueue_write_back(queue)
+    elif _write_back_waits(rt):
         enqueue_write_back(queue)
     if records_changed and recordings.pending(rt):
         # New records may be what an unmatched recording was waiting for.
-        enqueue_match_recordings(job_queue(rt.settings, rt.redis_connection))
+        enqueue_match_recordings(queue)
+
+
+def _write_back_waits(rt: Runtime) -> bool:
+    """A write-back pass is owed and no job is there to do it (:mod:`tasuki.passes`)."""
+    queue = job_queue(rt.settings, rt.redis_connection)
+    abandoned = rt.settings.config.recovery.abandoned_after_seconds
+    with rt.store.session() as session:
+        return write_back_waits(session, queue, abandoned)
 
 
 def _figures(results: Sequence[SyncResult], judged: Judged) -> dict[str, int]:
@@ -73,6 +90,7 @@ def _figures(results: Sequence[SyncResult], judged: Judged) -> dict[str, int]:
     }
 
 
+@recorded()
 def sync_records(object: str, ids: list[str]) -> dict[str, int]:
     """Sync the CRM records ``ids`` of CRM object ``object`` and act on what changed.
 
@@ -84,6 +102,7 @@ def sync_records(object: str, ids: list[str]) -> dict[str, int]:
     return _figures([result], judged)
 
 
+@recorded()
 def reconcile(object: str | None = None) -> dict[str, int]:
     """Sync every tracked object (or the logical ``object``) from its cursor; users first."""
     rt = runtime.current()
@@ -106,6 +125,7 @@ def reconcile(object: str | None = None) -> dict[str, int]:
     return _figures(results, judged)
 
 
+@recorded()
 def sla_sweep() -> dict[str, int]:
     """Re-judge recent handoffs; queue write-back and KPIs when a verdict changed."""
     rt = runtime.current()
@@ -122,14 +142,16 @@ DELIVERY_MEMORY = timedelta(days=7)
 (HubSpot retries for 24 hours, Salesforce Outbound Messages for 24 hours, Zoom for 3 days)."""
 
 
+@recorded()
 def prune_deliveries() -> dict[str, int]:
-    """Forget delivery ids older than :data:`DELIVERY_MEMORY`; returns how many."""
+    """Forget delivery ids older than :data:`DELIVERY_MEMORY` and job runs older than
+    :data:`tasuki.ops.runs.RUN_HISTORY`; returns how many of each."""
     rt = runtime.current()
     with rt.store.session() as session:
         gone = session.execute(
             delete(Delivery).where(Delivery.received_at < utcnow() - DELIVERY_MEMORY)
         ).rowcount  # type: ignore[attr-defined]
-    return {"pruned": int(gone or 0)}
+    return {"pruned": int(gone or 0), "runs_pruned": prune_runs(rt.store)}
 
 
 def _settle_then_owe_write_back(debts: Sequence[Debt]) -> Callable[[Session, int], None]:
@@ -144,6 +166,7 @@ def _settle_then_owe_write_back(debts: Sequence[Debt]) -> Callable[[Session, int
     return then
 
 
+@recorded()
 def compute_kpis() -> dict[str, int]:
     """Recompute KPI values for the current period (and the ones changes touched)."""
     from tasuki import kpis
@@ -154,11 +177,12 @@ def compute_kpis() -> dict[str, int]:
     changed = kpis.compute(
         rt.store, rt.settings, now=utcnow(), then=_settle_then_owe_write_back(debts)
     )
-    if changed:
+    if changed or _write_back_waits(rt):  # a pass may have waited for these figures
         enqueue_write_back(job_queue(rt.settings, rt.redis_connection))
     return {"kpi_values_changed": changed}
 
 
+@recorded()
 def recompute_closed_period() -> dict[str, int]:
     """Nightly: recompute the previous period in full, whatever the change detection saw (a
     safety net for the period people are judged on), and queue write-back if anything moved."""
@@ -202,12 +226,38 @@ def _quota_tight(rt: Runtime) -> bool:
     return bool(check()) if callable(check) else False
 
 
+@recorded()
 def write_back(dry_run: bool = False) -> dict[str, int]:
     """Write what differs from the ledger, in full batches; the report's figures as a dict.
 
     Past the CRM's quota share, only urgent values are written; the rest waits an hour (the
-    debt then names the scheduled job, so recovery leaves it to that job)."""
+    debt then names the scheduled job, so recovery leaves it to that job). With several workers
+    (:mod:`tasuki.passes`): a pass waits, owed, for the syncs, judging and KPIs queued before it
+    that still run (each queues it again when done), and runs one at a time (one that finds
+    another pass running stays owed; the running pass queues one more when done)."""
     rt = runtime.current()
+    if dry_run:
+        return _write_back_pass(rt, dry_run=True)
+    queue = job_queue(rt.settings, rt.redis_connection)
+    abandoned = rt.settings.config.recovery.abandoned_after_seconds
+    job = get_current_job()
+    if job is not None and job.enqueued_at is not None:
+        with rt.store.session() as session:
+            ahead = earlier_work_running(session, queue, job.enqueued_at, abandoned)
+        if ahead:
+            log.info("write-back: work queued before it is still running; it queues this pass")
+            return {"waiting": 1}
+    with one_at_a_time(queue, "write_back", abandoned) as mine:
+        if not mine:
+            log.info("write-back: another pass is running; it takes this request on")
+            return {"skipped": 1}
+        figures = _write_back_pass(rt, dry_run=False)
+    if not figures["deferred"] and _write_back_waits(rt):
+        enqueue_write_back(queue)  # requested while this pass ran, by a job that found it locked
+    return figures
+
+
+def _write_back_pass(rt: Runtime, dry_run: bool) -> dict[str, int]:
     with rt.store.session() as session:
         debts = owed(session, Owed.WRITE_BACK)
     tight = _quota_tight(rt)
@@ -236,9 +286,11 @@ def write_back(dry_run: bool = False) -> dict[str, int]:
         "min_calls": report.min_calls,
         "rejected": len(report.rejected),
         "deferred": int(tight),
+        "write_run": report.run_id or 0,
     }
 
 
+@recorded()
 def ingest_recording(provider: str, payload: dict[str, Any]) -> dict[str, int]:
     """Keep one MiiTel or Zoom delivery as a recording and queue linking it.
 
@@ -261,6 +313,7 @@ def ingest_recording(provider: str, payload: dict[str, Any]) -> dict[str, int]:
     return {"changed": int(changed)}
 
 
+@recorded()
 def match_recordings() -> dict[str, int]:
     """Link pending recordings; re-judge the records that gained or lost one; queue write-back."""
     rt = runtime.current()
@@ -285,6 +338,7 @@ def match_recordings() -> dict[str, int]:
     return {"linked": len(touched), "verdicts_changed": changed}
 
 
+@recorded(idle=False)
 def recover() -> dict[str, int]:
     """Queue again the work the store says is owed and no live job is doing (every minute, and
     when the scheduler sees Redis come back): syncs whose job Redis lost, judging a killed
@@ -348,3 +402,53 @@ def _assign(rt: Runtime, debts: Sequence[Debt], job: Job | None) -> None:
         return
     with rt.store.session() as session:
         assign(session, debts, job.id)
+
+
+def _instant(at: str | None) -> datetime:
+    """``at`` (ISO 8601, with its offset) or now."""
+    if at is None:
+        return utcnow()
+    parsed = datetime.fromisoformat(at)
+    if parsed.tzinfo is None:
+        raise ValueError(f"{at!r}: give the time with its offset (2026-11-02T10:00+09:00)")
+    return parsed
+
+
+@recorded()
+def notify(at: str | None = None) -> dict[str, int]:
+    """One notifications sweep at ``at`` (default: now): every due message sent once, then the
+    agenda if it is due and was not delivered. Raises :class:`DeliveryUnavailable` when Slack
+    or the mail server could not take some (5xx, connection refused): they stay owed, and the
+    next run sends them (nothing sent twice: the ledger)."""
+    from tasuki.notify import agenda, sweep
+    from tasuki.notify.outcome import DeliveryUnavailable
+
+    rt = runtime.current()
+    now = _instant(at)
+    report = sweep.run(rt, now)
+    figures = report.figures()
+    if report.unconfigured:
+        return {"unconfigured": 1}
+    delivered = agenda.deliver(rt, now)
+    for status, n in delivered.outcomes.items():
+        figures[f"agenda_{status}"] = n
+    waiting = figures["retry"] + delivered.outcomes.get("pending", 0)
+    if waiting:
+        raise DeliveryUnavailable(f"{waiting} message(s) could not go now; the next run sends them")
+    return figures
+
+
+@recorded()
+def deliver_agenda(day: str | None = None, at: str | None = None) -> dict[str, int]:
+    """Deliver the agenda of the meeting of ``day`` (default: the one due at ``at``/now, on a
+    business day between ``meeting.deliver_at`` and the meeting's end) to its Slack channel and
+    e-mail; each message once."""
+    from tasuki.notify import agenda
+    from tasuki.notify.outcome import DeliveryUnavailable
+
+    rt = runtime.current()
+    meeting = date.fromisoformat(day) if day else None
+    delivered = agenda.deliver(rt, _instant(at), meeting)
+    if delivered.outcomes.get("pending"):
+        raise DeliveryUnavailable("the agenda could not go now; the next run sends it")
+    return {"messages": delivered.slack_messages, **delivered.outcomes}

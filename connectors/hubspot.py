@@ -23,7 +23,8 @@ definitions (numbers, booleans), so what tasuki wrote reads back equal and its e
 Deal stages are read as their labels (``closedwon`` → ``Closed Won``) from the pipelines, so one
 rule file serves HubSpot and Salesforce alike.
 
-Configuration (environment), read by :func:`connector_from_settings`:
+Configuration (environment, resolved once in ``Settings.hubspot``,
+:class:`tasuki.providers.HubSpotSettings`), read by :func:`connector_from_settings`:
 
 ``TASUKI_HUBSPOT_ACCESS_TOKEN``   private app access token (the first auth flow)
 ``TASUKI_HUBSPOT_CLIENT_ID`` / ``TASUKI_HUBSPOT_CLIENT_SECRET`` / ``TASUKI_HUBSPOT_REFRESH_TOKEN``
@@ -39,7 +40,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -62,7 +62,7 @@ from connectors.base import (
 )
 from connectors.hubspot_api import Answer, HubSpotApi, RateLimits
 from connectors.hubspot_changes import Cursor, cut, lastmod_property, modified_ms, to_ms
-from tasuki.errors import CrmAuthError, CrmRequestError
+from tasuki.errors import ConfigError, CrmAuthError, CrmRequestError
 from tasuki.ratelimit import DailyBudget, SharedLimiter
 from tasuki.settings import Settings
 
@@ -172,6 +172,15 @@ class HubSpotConnector:
         for api in self._apis:
             api.api_client.close()
             api.api_client.rest_client.pool_manager.clear()
+
+    def api_usage(self) -> tuple[int, int] | None:
+        """(calls used today, daily limit) as HubSpot last reported them (shared through Redis
+        by every worker); None when no daily limit was reported (OAuth apps have none)."""
+        found = self.api.budget.remaining()
+        if found is None or not found[1]:
+            return None
+        remaining, limit = found
+        return limit - remaining, limit
 
     # -- auth flows --------------------------------------------------------------------------
 
@@ -384,6 +393,21 @@ class HubSpotConnector:
             after = ((body.get("paging") or {}).get("next") or {}).get("after")
             if not after:
                 return out
+
+    def check_login(self) -> str:
+        """The cheapest authenticated call there is (one owner; an OAuth app first trades its
+        refresh token); raises :class:`CrmError` when HubSpot refuses the credentials
+        (``tasuki check-config --with-services``)."""
+        self._ensure_token()
+        self.api.send(
+            "read",
+            "/crm/v3/owners/",
+            lambda timeout: self._owners.get_page(
+                limit=1, archived=False, _preload_content=False, _request_timeout=timeout
+            ),
+        )
+        flow = "OAuth app" if self._auth is not None else "access token"
+        return f"signed in to {self.options.host} with the {flow}"
 
     def _owners_page(self, after: str | None) -> Callable[[float], Any]:
         extra = {"after": after} if after else {}
@@ -717,33 +741,26 @@ def _digest(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
 
-def connector_from_settings(
-    settings: Settings, env: Mapping[str, str] | None = None
-) -> HubSpotConnector:
-    """The connector for the account the environment describes (see the module docstring).
-
-    Non-secret values (host, tier, app id) are read from ``env`` (default: the process
-    environment); credentials from the settings' secrets.
-    """
+def connector_from_settings(settings: Settings) -> HubSpotConnector:
+    """The connector for the account ``settings.hubspot`` describes (see the module docstring):
+    the access token if set, else the OAuth app. Raises :class:`ConfigError` naming each
+    missing variable when neither is complete."""
     from tasuki.queue import connect
 
-    env = os.environ if env is None else env
+    hs = settings.hubspot
+    problems = hs.login_problems()
+    if problems:
+        raise ConfigError(problems)
     options = HubSpotOptions(
-        host=env.get("TASUKI_HUBSPOT_HOST") or DEFAULT_HOST,
-        app_id=env.get("TASUKI_HUBSPOT_APP_ID") or None,
-        tier=env.get("TASUKI_HUBSPOT_TIER") or "professional",
+        host=hs.host or DEFAULT_HOST,
+        app_id=hs.app_id,
+        tier=hs.tier,
         day_zone=settings.config.calendar.timezone,
     )
     conn = connect(settings)
-    token = settings.secret("TASUKI_HUBSPOT_ACCESS_TOKEN")
-    if token is not None:
-        return HubSpotConnector.with_access_token(token, conn, options)
-    client_id = env.get("TASUKI_HUBSPOT_CLIENT_ID")
-    secret = settings.secret("TASUKI_HUBSPOT_CLIENT_SECRET")
-    refresh = settings.secret("TASUKI_HUBSPOT_REFRESH_TOKEN")
-    if client_id and secret is not None and refresh is not None:
-        return HubSpotConnector.with_refresh_token(client_id, secret, refresh, conn, options)
-    raise CrmAuthError(
-        "HubSpot needs TASUKI_HUBSPOT_ACCESS_TOKEN, or TASUKI_HUBSPOT_CLIENT_ID, "
-        "TASUKI_HUBSPOT_CLIENT_SECRET and TASUKI_HUBSPOT_REFRESH_TOKEN"
+    if hs.access_token is not None:
+        return HubSpotConnector.with_access_token(hs.access_token, conn, options)
+    assert hs.client_id and hs.client_secret and hs.refresh_token
+    return HubSpotConnector.with_refresh_token(
+        hs.client_id, hs.client_secret, hs.refresh_token, conn, options
     )

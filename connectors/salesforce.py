@@ -17,7 +17,8 @@ timeouts → :class:`CrmUnavailable` (RQ retries the job later), 401 → :class:
 other 4xx → :class:`CrmRequestError`. Values reach SOQL only through ``format_soql``; object and
 field names are checked to be API names.
 
-Configuration (environment, read by :func:`connector_from_settings`)::
+Configuration (environment, resolved once in ``Settings.salesforce``,
+:class:`tasuki.providers.SalesforceSettings`, and read by :func:`connector_from_settings`)::
 
     TASUKI_SALESFORCE_DOMAIN             login (default) | test | <mydomain>.my | https://host:port
     TASUKI_SALESFORCE_CONSUMER_KEY       JWT bearer: connected app consumer key
@@ -35,7 +36,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -84,7 +84,6 @@ from tasuki.errors import (
     CrmRateLimited,
     CrmRequestError,
     CrmUnavailable,
-    Problem,
     crm_error_for_status,
 )
 from tasuki.settings import Settings
@@ -368,6 +367,22 @@ class SalesforceConnector:
 
     # -- quota ---------------------------------------------------------------------------------
 
+    def api_usage(self) -> tuple[int, int] | None:
+        """(API requests used, daily allocation) per the latest ``Sforce-Limit-Info``; None
+        before any request (the metrics' ``tasuki_crm_api_calls_used``)."""
+        return None if self.quota is None else (self.quota.used, self.quota.max)
+
+    def check_login(self) -> str:
+        """Sign in and make the cheapest authenticated call there is (one user id); raises
+        :class:`CrmError` when Salesforce refuses. Says where it signed in, and the day's API
+        usage when Salesforce reported it (``tasuki check-config --with-services``)."""
+        self._call("read", lambda client: _query(client, "SELECT Id FROM User LIMIT 1", False, {}))
+        assert self._client is not None
+        where = f"signed in to {self._client.base_url.split('/services/')[0]}"
+        if self.quota is None:
+            return where
+        return f"{where}; API requests today: {self.quota.used:,} of {self.quota.max:,}"
+
     def should_defer_writes(self) -> bool:
         """Whether non-urgent writes should wait: the org has used ``quota_defer_share`` (default
         half) of its daily API requests, per the latest ``Sforce-Limit-Info``. Logs why."""
@@ -553,48 +568,24 @@ class SalesforceConnector:
         return [raw_record(r, wanted) for r in rows]
 
 
-def connector_from_settings(
-    settings: Settings, env: Mapping[str, str] | None = None
-) -> SalesforceConnector:
-    """The connector for the auth flow the ``TASUKI_SALESFORCE_*`` variables configure: JWT
-    bearer if a consumer key, username and private key file are set; else password; else an
-    existing session. Secrets come from ``settings``, the rest from ``env`` (default: os.environ).
-    """
-    env = os.environ if env is None else env
-
-    def secret(name: str) -> SecretStr | None:
-        value = settings.secret(name)
-        if value is None and env.get(name):
-            value = SecretStr(env[name])
-        return value
-
-    def plain(name: str) -> str | None:
-        held = secret(name)
-        return held.get_secret_value() if held is not None else None
-
-    options = SalesforceOptions(domain=Domain(plain("TASUKI_SALESFORCE_DOMAIN") or "login"))
-    username = plain("TASUKI_SALESFORCE_USERNAME")
-    consumer_key = secret("TASUKI_SALESFORCE_CONSUMER_KEY")
-    key_file = plain("TASUKI_SALESFORCE_PRIVATE_KEY_FILE")
-    password = secret("TASUKI_SALESFORCE_PASSWORD")
-    session_id = secret("TASUKI_SALESFORCE_SESSION_ID")
-    instance_url = plain("TASUKI_SALESFORCE_INSTANCE_URL")
-    if consumer_key and username and key_file:
-        return SalesforceConnector.with_jwt(consumer_key, username, key_file, options)
-    if username and password:
-        token = secret("TASUKI_SALESFORCE_SECURITY_TOKEN")
-        return SalesforceConnector.with_password(username, password, token, options)
-    if session_id and instance_url:
-        return SalesforceConnector.with_session(session_id, instance_url, options)
-    raise ConfigError(
-        [
-            Problem(
-                "environment",
-                0,
-                0,
-                "crm is salesforce but no auth flow is configured: set TASUKI_SALESFORCE_"
-                "CONSUMER_KEY + USERNAME + PRIVATE_KEY_FILE (JWT bearer), or USERNAME + PASSWORD "
-                "(+ SECURITY_TOKEN), or SESSION_ID + INSTANCE_URL",
-            )
-        ]
-    )
+def connector_from_settings(settings: Settings) -> SalesforceConnector:
+    """The connector for the sign-in ``settings.salesforce`` completes: JWT bearer if a consumer
+    key, username and private key file are set; else password; else an existing session.
+    Raises :class:`ConfigError` naming each missing variable when none is complete."""
+    sf = settings.salesforce
+    problems = sf.login_problems()
+    if problems:
+        raise ConfigError(problems)
+    options = SalesforceOptions(domain=Domain(sf.domain))
+    if sf.flow == "JWT bearer":
+        assert sf.consumer_key and sf.username and sf.private_key_file
+        return SalesforceConnector.with_jwt(
+            sf.consumer_key, sf.username, sf.private_key_file, options
+        )
+    if sf.flow == "password":
+        assert sf.username and sf.password
+        return SalesforceConnector.with_password(
+            sf.username, sf.password, sf.security_token, options
+        )
+    assert sf.session_id and sf.instance_url
+    return SalesforceConnector.with_session(sf.session_id, sf.instance_url, options)

@@ -3,6 +3,7 @@
 - ``tasuki rules check [PATH...]``: exit 0 when every file is valid, 1 with every problem as
   FILE:LINE:COL otherwise (no PATH: the rules named in tasuki.yaml).
 - ``tasuki rules test PATH...``: run rule test files; a pass/fail table; exit 1 on any failure.
+- A PATH may be ``builtin:NAME``, a file shipped with tasuki (``builtin:rules/default_tests``).
 - ``tasuki rules explain --boundary IS→FS --record ID``: the latest stored handoff of that
   record across that boundary, judged rule by rule, with why.
 """
@@ -22,6 +23,7 @@ from rules.engine import RuleStatus, load_rulebook
 from rules.schema import normalize_boundary
 from rules.testcases import CaseResult, load_test_file, run_test_file
 from rules.verdict import Outcome
+from tasuki.configure import CONFIG_FILE
 from tasuki.errors import ConfigError
 
 _OUTCOME_STYLE = {Outcome.PASSED: "green", Outcome.WARNED: "yellow", Outcome.FAILED: "red"}
@@ -44,7 +46,7 @@ def _report_problems(exc: ConfigError) -> None:
 
 
 @rules_group.command("check")
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=CONFIG_FILE)
 def check_command(paths: tuple[Path, ...]) -> None:
     """Validate rules files completely; every problem as FILE:LINE:COL: message."""
     from tasuki.catalog import catalog
@@ -64,7 +66,7 @@ def check_command(paths: tuple[Path, ...]) -> None:
 
 
 @rules_group.command("test")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=CONFIG_FILE)
 def test_command(paths: tuple[Path, ...]) -> None:
     """Run rule test files (a record, its artifacts, the expected verdict) and show a table."""
     from tasuki.calendar import BusinessCalendar

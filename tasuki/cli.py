@@ -30,30 +30,29 @@ def main() -> None:
     """tasuki: handoff rules, cross-department KPIs and CRM write-back for The Model."""
 
 
-@main.command("check-config")
-def check_config() -> None:
-    """Validate tasuki.yaml (TASUKI_CONFIG) and every rules and KPI file it names."""
-    from tasuki.runtime import build
-
-    rt = build()
-    rt.validate()
-    click.echo(f"ok: {rt.settings.config_path}")
-
-
 def _register() -> None:
     """Attach each feature's command group (one line per feature)."""
     from rules.cli import rules_group
     from tasuki.commands import register_core
+    from tasuki.configure import check_config_command, init_command
     from tasuki.kpis.cli import kpi_group
+    from tasuki.notify.cli import notify_group
+    from tasuki.ops.cli import register_ops
     from tasuki.recordings.cli import artifacts_group, handoff_group
+    from tasuki.up import up_command
     from webhooks.serve import serve_command
 
     register_core(main)
+    main.add_command(check_config_command)
+    main.add_command(init_command)
     main.add_command(rules_group)
     main.add_command(artifacts_group)
     main.add_command(handoff_group)
     main.add_command(serve_command)
     main.add_command(kpi_group)
+    main.add_command(notify_group)
+    register_ops(main)  # runs, jobs
+    main.add_command(up_command)
 
 
 _register()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, date, datetime
 
 import click
@@ -24,11 +23,15 @@ from tasuki.settings import Settings
 )
 def demo_command(seed: int, leads: int, until: datetime | None) -> None:
     """Run the whole pipeline on the embedded CRM and a synthetic The Model org."""
+    from tasuki import logs
     from tasuki.demo.org import OrgSpec
     from tasuki.demo.run import run_demo
-    from tasuki.settings import load_settings
+    from tasuki.preflight import DEMO, checked_settings
 
-    settings = load_settings()
+    settings = checked_settings(DEMO)  # every file, every problem at once
+    # Progress bars own the terminal: only warnings unless TASUKI_LOG_LEVEL asks for more.
+    logs.setup(settings, "demo", default_level="WARNING")
+    logs.started("demo", settings)
     day: date = until.date() if until else datetime.now(UTC).date()
     spec = OrgSpec(seed=seed, leads=leads, until=day)
     console = Console()
@@ -143,6 +146,9 @@ def _show(console: Console, settings: Settings, outcome: object) -> None:
         f"Report: {report}\nDone in {outcome.seconds:.1f} s: webhooks, jobs, {handoffs} handoffs "
         f"judged and written back in {outcome.pipeline_seconds:.1f} s."
     )
+    from tasuki.demo.agenda import show_next_agenda
+
+    show_next_agenda(console, store, settings, outcome.spec.until)
 
 
 @click.command("worker")
@@ -151,13 +157,16 @@ def worker_command(burst: bool) -> None:
     """Run an RQ worker on TASUKI_REDIS_URL (refuses to start on a bad config or rules file)."""
     from rq import Worker
 
-    from tasuki import runtime
+    from tasuki import logs, runtime
+    from tasuki.preflight import WORKER, checked_settings
     from tasuki.queue import MONITORING_INTERVAL, enqueue_once, job_queue
 
-    rt = runtime.current()
-    rt.validate()  # a bad rules or KPI file stops the worker here, before it takes any job
-    if rt.settings.redis_url is None:
-        raise click.UsageError("TASUKI_REDIS_URL is not set: a standalone worker needs Redis")
+    # Every file and what a worker needs from the environment, every problem at once, before
+    # the store is opened or any job taken.
+    rt = runtime.install(checked_settings(WORKER))
+    logs.setup(rt.settings, "worker")
+    rt.validate()  # the rulebook, kept for the jobs
+    logs.started("worker", rt.settings)
     queue = job_queue(rt.settings)
     # Whatever an earlier worker left owed (it was killed, Redis was restarted) is queued again
     # before this one takes work.
@@ -173,20 +182,25 @@ def scheduler_command() -> None:
 
     Survives Redis outages: it retries with backoff and, when Redis is back, queues a recovery
     pass at once (see tasuki.schedule)."""
-    from rq.cron import CronScheduler
+    from zoneinfo import ZoneInfo
 
-    from tasuki import runtime
+    from tasuki import logs
+    from tasuki.notify.agenda import agenda_cron
+    from tasuki.preflight import SCHEDULER, checked_settings
     from tasuki.queue import connect, enqueue_once, job_queue
-    from tasuki.schedule import Scheduler
+    from tasuki.schedule import CompanyCronScheduler, Scheduler
 
-    rt = runtime.current()
-    if rt.settings.redis_url is None:
-        raise click.UsageError("TASUKI_REDIS_URL is not set: the scheduler needs Redis")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    s = rt.settings.config.schedules
-    connection = connect(rt.settings)
-    cron = CronScheduler(connection=connection, logging_level=logging.INFO)
-    queue = rt.settings.config.queue_name
+    # Every file (a bad cron expression, a broken rules file) and Redis's URL, every problem at
+    # once, before anything is scheduled. The scheduler itself needs neither store nor CRM.
+    settings = checked_settings(SCHEDULER)
+    logs.setup(settings, "scheduler")
+    logs.started("scheduler", settings)
+    s = settings.config.schedules
+    connection = connect(settings)
+    # Cron expressions read in the company's time zone, not the host's clock.
+    zone = ZoneInfo(settings.config.calendar.timezone)
+    cron = CompanyCronScheduler(connection, zone)  # logs through logs.setup's handler
+    queue = settings.config.queue_name
     import worker
 
     cron.register(worker.reconcile, queue, cron=s.reconcile)
@@ -195,7 +209,9 @@ def scheduler_command() -> None:
     cron.register(worker.recompute_closed_period, queue, cron=s.kpis_closed)
     cron.register(worker.prune_deliveries, queue, cron="30 3 * * *")
     cron.register(worker.recover, queue, cron=RECOVER_SCHEDULE)
-    jobs = job_queue(rt.settings, connection)
+    cron.register(worker.notify, queue, cron=s.notify)
+    cron.register(worker.deliver_agenda, queue, cron=agenda_cron(settings))
+    jobs = job_queue(settings, connection)
     Scheduler(cron, lambda: enqueue_once(jobs, "recover", "worker.recover")).run()
 
 

@@ -104,6 +104,7 @@ def enqueue_once(queue: Queue, job_id: str, func: str, **kwargs: Any) -> Job | N
         "result_ttl": 0,
         "failure_ttl": 7 * 24 * 3600,
         "retry": SYNC_RETRY,
+        "description": describe(func, kwargs),
     }
     try:
         for candidate in (job_id, f"{job_id}-next"):
@@ -116,6 +117,20 @@ def enqueue_once(queue: Queue, job_id: str, func: str, **kwargs: Any) -> Job | N
         return queue.enqueue(func, job_id=f"{job_id}-{uuid.uuid4().hex[:8]}", **options)
     except redis.RedisError as exc:
         raise QueueUnavailable(f"queue unreachable: {type(exc).__name__}: {exc}") from exc
+
+
+def describe(func: str, kwargs: dict[str, Any]) -> str:
+    """A job's description, as RQ logs it and ``rq info`` shows it: the function and its small
+    arguments; a payload (a provider's whole delivery) is left out and an id list counted."""
+    shown = []
+    for key, value in sorted(kwargs.items()):
+        if key == "payload":
+            continue
+        if isinstance(value, list | tuple) and len(value) > 3:
+            shown.append(f"{key}=[{len(value)} ids]")
+        else:
+            shown.append(f"{key}={value!r}")
+    return f"{func}({', '.join(shown)})"[:200]
 
 
 def sync_job_id(object: str, ids: Sequence[str]) -> str:

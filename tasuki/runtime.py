@@ -108,6 +108,14 @@ def current() -> Runtime:
     return _active
 
 
+def install(settings: Settings) -> Runtime:
+    """Build the runtime from ``settings`` (checked already, see :mod:`tasuki.preflight`) and
+    make it the one jobs use for the rest of this process: a long-running process's start."""
+    global _active
+    _active = build(settings)
+    return _active
+
+
 @contextmanager
 def activate(rt: Runtime) -> Iterator[Runtime]:
     """Make ``rt`` the runtime jobs in this process use, for the duration of the block."""

@@ -5,6 +5,11 @@ scheduler one tick at a time instead: a tick that fails on Redis is retried with
 backoff (tenacity, capped at :data:`MAX_BACKOFF_SECONDS`), logged, and never ends the process;
 when Redis answers again a ``recover`` pass is queued at once, so the work Redis lost is back in
 the queue within seconds rather than at the next minute. SIGTERM and SIGINT stop it between ticks.
+
+RQ reads cron expressions on the host's clock; tasuki reads them in the company's time zone
+(``calendar.timezone``), so ``45 2 * * *`` is 02:45 in Tokyo whether the host runs on UTC or
+not: :class:`CompanyCronScheduler` registers :class:`ZonedCronJob`, whose only change to RQ's
+``CronJob`` is how the next time is computed (:func:`next_fire`).
 """
 
 from __future__ import annotations
@@ -12,11 +17,17 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, tzinfo
 from types import FrameType
+from typing import Any
 
 import redis
-from rq.cron import CronScheduler
+from croniter import croniter
+from rq.cron import CronJob, CronScheduler
+from rq.defaults import DEFAULT_RESULT_TTL
+from rq.utils import now
+from rq.webhook import Webhook
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential
 
 log = logging.getLogger(__name__)
@@ -28,6 +39,94 @@ a recovery pass queued) within this long."""
 MAX_TICK_SECONDS = 5
 """Longest wait between two ticks (RQ's own is 60 s): a tick is an enqueue check and a
 heartbeat, and an outage is noticed within this long."""
+
+
+def next_fire(expression: str, zone: tzinfo, after: datetime) -> datetime:
+    """The first instant after ``after`` (aware) at which the cron ``expression`` fires, its
+    fields read as wall-clock time in ``zone``; returned in UTC.
+
+    A wall-clock time a daylight-saving change repeats fires once, at its first occurrence; one
+    it skips fires when the clock reaches it by the old offset (an hour later).
+    """
+    local = croniter(expression, after.astimezone(zone).replace(tzinfo=None))
+    while True:
+        wall = local.get_next(datetime)
+        # timestamp(), not astimezone(): before Python 3.12 the latter inverts fold in a gap.
+        candidate = datetime.fromtimestamp(wall.replace(tzinfo=zone, fold=0).timestamp(), UTC)
+        if candidate > after:
+            return candidate
+
+
+class ZonedCronJob(CronJob):
+    """RQ's ``CronJob`` with its cron expression read in ``zone`` instead of the host's clock."""
+
+    def __init__(self, zone: tzinfo, **options: Any) -> None:
+        self.zone = zone  # before CronJob.__init__, which computes the first time
+        super().__init__(**options)
+
+    def get_next_enqueue_time(self) -> datetime:
+        """The next time the expression fires in :attr:`zone` (interval jobs: RQ's own)."""
+        if self.cron is None:
+            return super().get_next_enqueue_time()
+        return next_fire(self.cron, self.zone, self.latest_enqueue_time or now())
+
+
+class CompanyCronScheduler(CronScheduler):
+    """RQ's ``CronScheduler`` whose cron expressions are read in the company's time zone."""
+
+    def __init__(
+        self,
+        connection: redis.Redis,
+        zone: tzinfo,
+        logging_level: str | int = logging.INFO,
+        name: str = "",
+    ) -> None:
+        super().__init__(connection, logging_level=logging_level, name=name)
+        self.zone = zone
+
+    def register(
+        self,
+        func: Callable[..., Any],
+        queue_name: str,
+        args: tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        interval: int | None = None,
+        cron: str | None = None,
+        job_timeout: int | None = None,
+        result_ttl: int = DEFAULT_RESULT_TTL,
+        ttl: int | None = None,
+        failure_ttl: int | None = None,
+        meta: dict[str, Any] | None = None,
+        webhooks: Sequence[Webhook] | None = None,
+        name: str = "",
+    ) -> CronJob:
+        """RQ's ``register``, the job a :class:`ZonedCronJob` in :attr:`zone`."""
+        job = ZonedCronJob(
+            self.zone,
+            queue_name=queue_name,
+            func=func,
+            args=args,
+            kwargs=kwargs,
+            interval=interval,
+            cron=cron,
+            job_timeout=job_timeout,
+            result_ttl=result_ttl,
+            ttl=ttl,
+            failure_ttl=failure_ttl,
+            meta=meta,
+            webhooks=webhooks,
+            name=name,
+        )
+        self.get_jobs().append(job)
+        self.log.info(
+            "Registered %s to run on %s at %s (%s), next at %s",
+            job.func_name,
+            queue_name,
+            cron or f"every {interval} s",
+            self.zone,
+            job.next_enqueue_time,
+        )
+        return job
 
 
 class Scheduler:

@@ -1,13 +1,16 @@
 """Settings: ``tasuki.yaml`` (validated, every error placed) plus secrets from the environment.
 
 One object, :class:`Settings`, is built once at start by :func:`load_settings` and handed to
-whatever needs it. Secrets are :class:`pydantic.SecretStr`: they print as ``**********``. The
-database and Redis URLs stay plain strings for the libraries they are handed to, and the
-settings print them with their passwords masked (:func:`masked_url`).
+whatever needs it; nothing else reads the environment (each CRM's variables are typed in
+:mod:`tasuki.providers`), and :mod:`tasuki.preflight` checks it with every file it leads to.
+Secrets are :class:`pydantic.SecretStr`: they print as ``**********``. The database and Redis
+URLs stay plain strings for the libraries they are handed to, and the settings print them with
+their passwords masked (:func:`masked_url`).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import re
@@ -31,6 +34,8 @@ from pydantic import (
 )
 
 from tasuki.errors import ConfigError, Problem
+from tasuki.notify.settings import SlackSettings, SmtpSettings, smtp_from_env
+from tasuki.providers import HubSpotSettings, SalesforceSettings
 from tasuki.yamlsource import Located, load, problems_from_validation
 
 DEFAULT_CONFIG = "builtin:tasuki.yaml"
@@ -44,6 +49,7 @@ DEPARTMENTS = ("MK", "IS", "FS", "CS")
 
 Department = Literal["MK", "IS", "FS", "CS"]
 System = Literal["local", "salesforce", "hubspot"]
+Receiver = Literal["miitel", "zoom"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 _BOUNDARY_RE = re.compile(r"^(MK|IS|FS|CS)(?:→|->)(MK|IS|FS|CS)$")
 
@@ -212,14 +218,44 @@ class WritebackConfig(_Strict):
     kpi: KpiFields = KpiFields()
 
 
+def cron_problem(expression: str) -> str | None:
+    """Why ``expression`` is not a cron schedule tasuki runs, or ``None``: five fields
+    (minute hour day-of-month month day-of-week) or an alias such as ``@daily``, that fire at
+    least once."""
+    from croniter import CroniterError, croniter
+
+    fields = expression.split()
+    if not expression.startswith("@") and len(fields) != 5:
+        return (
+            f"{expression!r} has {len(fields)} fields; a cron expression has 5: "
+            "minute hour day-of-month month day-of-week"
+        )
+    try:
+        croniter(expression).get_next(float)
+    except CroniterError as exc:
+        return f"{expression!r} is not a cron expression tasuki can run: {exc}"
+    return None
+
+
 class Schedules(_Strict):
-    """Periodic jobs, in cron syntax (the worker's scheduler runs them)."""
+    """Periodic jobs, in cron syntax, read in the company's time zone (``calendar.timezone``):
+    ``tasuki scheduler`` runs them."""
 
     reconcile: str = "*/10 * * * *"
     kpis: str = "15 * * * *"
     """KPIs of the periods changes touched (the current one always), then write-back."""
     kpis_closed: str = "45 2 * * *"
     """The previous period recomputed in full, nightly."""
+    notify: str = "*/5 * * * *"
+    """The notifications sweep: what is due goes out (quiet hours wait for business hours)."""
+
+    @field_validator("reconcile", "kpis", "kpis_closed", "notify")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        problem = cron_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class RecoveryConfig(_Strict):
@@ -230,6 +266,63 @@ class RecoveryConfig(_Strict):
     abandoned_after_seconds: float = Field(default=30, ge=0)
     """A started job whose worker sent no heartbeat for this long was abandoned (the worker
     sends one every 10 s)."""
+
+
+ClockTime = time
+"""A wall-clock time in the company's timezone (an alias: ``MeetingConfig`` has a ``time``
+field)."""
+MEETING_TIME = time(10, 0)
+"""When the daily handoff meeting starts, by default (company timezone)."""
+MEETING_DELIVER_AT = time(9, 45)
+"""When the meeting's agenda is sent, by default (company timezone)."""
+
+
+class MeetingConfig(_Strict):
+    """The daily handoff meeting (申し送り会議): when, which boundary, where its agenda goes
+    (see :mod:`tasuki.meeting`). Times are read in ``calendar.timezone``; meetings are held on
+    the calendar's business days."""
+
+    time: ClockTime = MEETING_TIME
+    duration_minutes: int = Field(default=30, gt=0, le=24 * 60)
+    boundary: str | None = None
+    """The boundary walked through (e.g. ``FS→CS``); unset: ``IS→FS``."""
+    deliver_at: ClockTime = MEETING_DELIVER_AT
+    slack_channel: str | None = Field(default=None, pattern=r"^\S+$")
+    """A channel name (``#handoffs``) or id (``C0123…``) the agenda is posted to."""
+    email_to: list[str] = Field(default_factory=list)
+    record_url: str | None = None
+    """A link to a CRM record: ``{id}`` is the record id, ``{object}`` the CRM's object name,
+    e.g. ``https://acme.lightning.force.com/lightning/r/{object}/{id}/view``."""
+
+    @field_validator("time", "deliver_at", mode="before")
+    @classmethod
+    def _quoted(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            # YAML 1.1 reads an unquoted 10:00 as the number 600.
+            raise ValueError('write the time in quotes, e.g. "10:00"')
+        return value
+
+    @field_validator("email_to")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for address in value:
+            if not re.fullmatch(r"[^@\s]+@[^@\s]+", address):
+                raise ValueError(f"{address!r} is not an e-mail address")
+        return value
+
+    @field_validator("record_url")
+    @classmethod
+    def _record_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://\S*\{id\}\S*", value):
+            raise ValueError("record_url is an http(s) URL with {id} in it")
+        return value
+
+    @field_validator("boundary")
+    @classmethod
+    def _boundary(cls, value: str | None) -> str | None:
+        if value is not None and not _BOUNDARY_RE.match(value):
+            raise ValueError(f"boundary id {value!r} must look like IS→FS")
+        return None if value is None else value.replace("->", "→")
 
 
 class Config(_Strict):
@@ -243,10 +336,16 @@ class Config(_Strict):
     boundaries: Annotated[list[BoundaryConfig], Field(min_length=1)]
     rules: list[str] = Field(default_factory=lambda: ["builtin:default"])
     kpis: list[str] = Field(default_factory=lambda: ["builtin:default"])
+    notifications: list[str] = Field(default_factory=lambda: ["builtin:notifications"])
+    """Notification rules files (:mod:`tasuki.notify.schema`)."""
     writeback: WritebackConfig = WritebackConfig()
     schedules: Schedules = Schedules()
     recovery: RecoveryConfig = RecoveryConfig()
+    meeting: MeetingConfig = MeetingConfig()
     queue_name: str = "tasuki"
+    receivers: list[Receiver] = Field(default_factory=list)
+    """Webhook receivers in use besides the CRM's own and ``/webhooks/local``: their secrets
+    must be set (``tasuki check-config``, ``tasuki serve``)."""
 
     def mapping(self, logical_object: str) -> ObjectMapping:
         """The active CRM's mapping of ``logical_object``."""
@@ -280,6 +379,12 @@ def _cross_check(cfg: Config, doc: Located) -> list[Problem]:
                 )
             )
     problems += _check_kpi_rows(cfg, doc)
+    meeting = cfg.meeting.boundary
+    if meeting is not None and meeting not in {b.id for b in cfg.boundaries}:
+        ids = ", ".join(b.id for b in cfg.boundaries)
+        problems.append(
+            doc.problem(("meeting", "boundary"), f"no boundary {meeting}; known: {ids}")
+        )
     for name, per_system in cfg.objects.items():
         m = per_system.get(cfg.crm)
         if m is not None and m.external_id is not None and m.external_id not in m.fields:
@@ -355,16 +460,73 @@ def _check_kpi_rows(cfg: Config, doc: Located) -> list[Problem]:
     return problems
 
 
-def parse_config(doc: Located) -> Config:
-    """Validate a parsed ``tasuki.yaml``; every problem at once, each with its place."""
+CORE_SECTIONS = frozenset({"crm", "departments", "objects", "related", "boundaries"})
+"""Sections of ``tasuki.yaml`` the rules and KPI files are checked against."""
+
+
+@dataclass(frozen=True)
+class CheckedConfig:
+    """A ``tasuki.yaml`` validated completely (:func:`check_config`)."""
+
+    problems: list[Problem]
+    """Every problem, each at its place."""
+    usable: Config | None
+    """The config to check the other files against: the file's own when it has no problem;
+    with each wrong non-core section at its default and each unknown key left out, when only
+    those are wrong; ``None`` when a core section (:data:`CORE_SECTIONS`) is."""
+    defaulted: frozenset[str]
+    """Top-level sections of :attr:`usable` that are defaults standing in for wrong ones."""
+
+
+def _without(data: Any, path: tuple[str | int, ...]) -> None:
+    """Remove the key at ``path`` from nested ``data``, if it is there."""
+    *parents, last = path
+    for p in parents:
+        if not isinstance(data, dict | list):
+            return
+        try:
+            data = data[p]  # type: ignore[index]
+        except (KeyError, IndexError, TypeError):
+            return
+    if isinstance(data, dict):
+        data.pop(last, None)
+
+
+def check_config(doc: Located) -> CheckedConfig:
+    """Validate a parsed ``tasuki.yaml`` completely: every problem, and a config the other files
+    can still be checked against when the mistakes allow it (see :class:`CheckedConfig`)."""
     try:
         cfg = Config.model_validate(doc.data)
     except ValidationError as exc:
-        raise ConfigError(problems_from_validation(doc, exc)) from None
-    problems = _cross_check(cfg, doc)
-    if problems:
-        raise ConfigError(problems)
-    return cfg
+        problems = problems_from_validation(doc, exc)
+        if not isinstance(doc.data, dict):
+            return CheckedConfig(problems, None, frozenset())
+        data = copy.deepcopy(doc.data)
+        defaulted: set[str] = set()
+        for err in exc.errors():
+            loc = tuple(x for x in err["loc"] if isinstance(x, str | int))
+            if err["type"] == "extra_forbidden" and loc:
+                _without(data, loc)
+            elif loc and loc[0] not in CORE_SECTIONS:
+                data.pop(loc[0], None)
+                defaulted.add(str(loc[0]))
+            else:
+                return CheckedConfig(problems, None, frozenset())
+        try:
+            cfg = Config.model_validate(data)
+        except ValidationError:
+            return CheckedConfig(problems, None, frozenset())
+        return CheckedConfig(problems + _cross_check(cfg, doc), cfg, frozenset(defaulted))
+    return CheckedConfig(_cross_check(cfg, doc), cfg, frozenset())
+
+
+def parse_config(doc: Located) -> Config:
+    """Validate a parsed ``tasuki.yaml``; every problem at once, each with its place."""
+    checked = check_config(doc)
+    if checked.problems:
+        raise ConfigError(checked.problems)
+    assert checked.usable is not None
+    return checked.usable
 
 
 def builtin_path(name: str) -> Path:
@@ -410,6 +572,20 @@ class Settings:
     webhook_secret: SecretStr | None
     ops_token: SecretStr | None
     secrets: Mapping[str, SecretStr]
+    salesforce: SalesforceSettings = SalesforceSettings()
+    """``TASUKI_SALESFORCE_*``: sign-in, org id, integration user."""
+    hubspot: HubSpotSettings = HubSpotSettings()
+    """``TASUKI_HUBSPOT_*``: access token or OAuth app, app id, host, tier."""
+    log_level: str | None = None
+    """``TASUKI_LOG_LEVEL`` (DEBUG, INFO, WARNING, ERROR); unset: INFO, WARNING for the demo."""
+    log_format: Literal["text", "json"] = "text"
+    """``TASUKI_LOG_FORMAT``: one line of text, or one JSON object, per log record."""
+    metrics_token: SecretStr | None = None
+    """``TASUKI_METRICS_TOKEN``: the bearer token ``GET /metrics`` asks for (unset: 404)."""
+    slack: SlackSettings = SlackSettings()
+    """``TASUKI_SLACK_*``: the bot token notifications are posted with."""
+    smtp: SmtpSettings | None = None
+    """``TASUKI_SMTP_*``: the mail server, ``None`` when unset (no e-mail)."""
 
     @property
     def rule_paths(self) -> list[Path]:
@@ -420,6 +596,11 @@ class Settings:
     def kpi_paths(self) -> list[Path]:
         """The KPI files named in the config, resolved."""
         return [resolve_ref(r, self.config_path.parent) for r in self.config.kpis]
+
+    @property
+    def notification_paths(self) -> list[Path]:
+        """The notifications files named in the config, resolved."""
+        return [resolve_ref(r, self.config_path.parent) for r in self.config.notifications]
 
     def secret(self, name: str) -> SecretStr | None:
         """A secret by its environment name, e.g. ``TASUKI_ZOOM_SECRET_TOKEN``."""
@@ -441,17 +622,51 @@ def _secret(env: Mapping[str, str], name: str) -> SecretStr | None:
     return SecretStr(value) if value else None
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+"""What ``TASUKI_LOG_LEVEL`` may say (any case)."""
+
+
+def _log_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """``log_level`` and ``log_format`` from ``TASUKI_LOG_LEVEL`` / ``TASUKI_LOG_FORMAT``."""
+    level = (env.get("TASUKI_LOG_LEVEL") or "").strip().upper() or None
+    fmt = (env.get("TASUKI_LOG_FORMAT") or "text").strip().lower()
+    problems = []
+    if level is not None and level not in LOG_LEVELS:
+        problems.append(f"TASUKI_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {level!r}")
+    if fmt not in ("text", "json"):
+        problems.append(f"TASUKI_LOG_FORMAT must be text or json, not {fmt!r}")
+    if problems:
+        raise ConfigError([Problem("environment", 1, 1, p) for p in problems])
+    return {"log_level": level, "log_format": fmt}
+
+
+def config_location(env: Mapping[str, str]) -> Path:
+    """The ``tasuki.yaml`` ``TASUKI_CONFIG`` names (``builtin:…`` or a path), else the default."""
+    return resolve_ref(env.get("TASUKI_CONFIG") or DEFAULT_CONFIG, Path.cwd())
+
+
+_POSTGRES_SCHEME_RE = re.compile(r"^postgres(?:ql)?://")
+
+
+def database_driver_url(url: str) -> str:
+    """``url`` with the driver tasuki uses: ``postgres://`` and ``postgresql://`` (as hosting
+    services hand them out) become ``postgresql+psycopg://``; anything else is kept."""
+    return _POSTGRES_SCHEME_RE.sub("postgresql+psycopg://", url, count=1)
+
+
 def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Read ``TASUKI_*`` from ``env`` (default: the process environment) and the config file.
 
     Raises :class:`ConfigError` naming file, line and column when the config is wrong.
     """
     env = os.environ if env is None else env
-    ref = env.get("TASUKI_CONFIG") or DEFAULT_CONFIG
-    config_path = resolve_ref(ref, Path.cwd())
-    config = parse_config(load(config_path))
+    config_path = config_location(env)
+    # A config handed in (tests, check-config's own validation) is not read again.
+    config = overrides.get("config") or parse_config(load(config_path))
     data_dir = Path(env.get("TASUKI_DATA_DIR") or DEFAULT_DATA_DIR)
-    database_url = env.get("TASUKI_DATABASE_URL") or f"sqlite:///{data_dir / 'tasuki.db'}"
+    database_url = database_driver_url(
+        env.get("TASUKI_DATABASE_URL") or f"sqlite:///{data_dir / 'tasuki.db'}"
+    )
     secrets = {
         k: SecretStr(v)
         for k, v in env.items()
@@ -469,6 +684,12 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         webhook_secret=_secret(env, "TASUKI_WEBHOOK_SECRET"),
         ops_token=_secret(env, "TASUKI_OPS_TOKEN"),
         secrets=secrets,
+        salesforce=SalesforceSettings.from_env(env),
+        hubspot=HubSpotSettings.from_env(env),
+        **_log_settings(env),
+        metrics_token=_secret(env, "TASUKI_METRICS_TOKEN"),
+        slack=SlackSettings.from_env(env),
+        smtp=smtp_from_env(env),
     )
     values.update(overrides)
     return Settings(**values)

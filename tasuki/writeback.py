@@ -118,6 +118,8 @@ class WriteReport:
     calls: int = 0
     min_calls: int = 0
     rejected: list[Rejection] = field(default_factory=list)
+    run_id: int | None = None
+    """The ``write_runs`` row of this pass (None for a dry run)."""
 
     @property
     def fields(self) -> int:
@@ -273,6 +275,8 @@ def write_back(
     with store.session() as session:
         run = WriteRun(system=system, dry_run=False)
         session.add(run)
+        session.flush()
+        report.run_id = run.id
     try:
         for logical, records in grouped.items():
             physical = mapper.physical_object(logical)

@@ -37,7 +37,9 @@ def broken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_url: str) -> P
     return rules
 
 
-@pytest.mark.parametrize("command", [["check-config"], ["worker", "--burst"], ["serve"], ["demo"]])
+@pytest.mark.parametrize(
+    "command", [["check-config"], ["worker", "--burst"], ["serve"], ["scheduler"], ["demo"]]
+)
 def test_a_broken_rules_file_stops_every_process(broken: Path, command: list[str]) -> None:
     result = CliRunner().invoke(main, command)
     assert result.exit_code == 2
@@ -48,6 +50,7 @@ def test_a_broken_rules_file_stops_every_process(broken: Path, command: list[str
 def test_a_good_config_checks_ok(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("TASUKI_CONFIG", raising=False)
     monkeypatch.setenv("TASUKI_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("TASUKI_WEBHOOK_SECRET", "s")
     result = CliRunner().invoke(main, ["check-config"])
     assert result.exit_code == 0, result.output
     assert "ok:" in result.output

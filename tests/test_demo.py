@@ -56,6 +56,10 @@ def test_demo_runs_the_pipeline_and_a_second_run_writes_nothing(
     html = report.read_text(encoding="utf-8")
     assert "<svg" in html and "IS→FS" in html
     assert html.count("<svg") == 3 and "goal attainment" in html
+    # The next handoff meeting: Monday 11-23 is Labor Thanksgiving Day, so Tuesday's.
+    assert "Next: Handoff meeting IS→FS, Tue 2026-11-24 10:00–10:30 JST" in first.output
+    agenda = (tmp_path / "data" / "agenda.md").read_text(encoding="utf-8")
+    assert agenda.startswith("# Handoff meeting IS→FS, Tue 2026-11-24 10:00–10:30 JST")
 
     second = runner.invoke(main, args, catch_exceptions=False)
     assert second.exit_code == 0, second.output

@@ -154,6 +154,7 @@ def test_cli_output_never_shows_a_url_password(
 
     monkeypatch.delenv("TASUKI_CONFIG", raising=False)
     monkeypatch.setenv("TASUKI_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("TASUKI_WEBHOOK_SECRET", "s")
     monkeypatch.setenv("TASUKI_REDIS_URL", f"redis://:{REDIS_PASSWORD}@127.0.0.1:6379/0")
     # The test server trusts local connections, so a password in the URL is simply not asked for.
     reachable = make_url(postgres_url).set(password=DB_PASSWORD)
@@ -162,13 +163,15 @@ def test_cli_output_never_shows_a_url_password(
     for url, command in [
         (reachable.render_as_string(hide_password=False), ["db", "upgrade"]),
         (unreachable, ["db", "upgrade"]),
-        (unreachable, ["check-config"]),
+        (unreachable, ["check-config"]),  # needs no database
+        (unreachable, ["check-config", "--with-services"]),
     ]:
         monkeypatch.setenv("TASUKI_DATABASE_URL", url)
         runs.append(CliRunner().invoke(main, command))
-    assert [r.exit_code for r in runs] == [0, 1, 1], [r.output for r in runs]
+    assert [r.exit_code for r in runs] == [0, 1, 0, 2], [r.output for r in runs]
     assert reachable.render_as_string(hide_password=True) in runs[0].output
     assert "store at postgresql+psycopg://u:***@127.0.0.1/x unreachable" in runs[1].output
+    assert "store at postgresql+psycopg://u:***@127.0.0.1/x unreachable" in runs[3].output
     for r in runs:
         assert DB_PASSWORD not in r.output and REDIS_PASSWORD not in r.output
 

@@ -66,7 +66,7 @@ def test_old_delivery_ids_are_forgotten_after_every_providers_retry_window(
             )
         )
     with runtime.activate(runtime.Runtime(settings, store, LocalCrm(":memory:"))):
-        assert worker.prune_deliveries() == {"pruned": 1}
+        assert worker.prune_deliveries() == {"pruned": 1, "runs_pruned": 0}
     with store.session() as s:
         assert [d.delivery_id for d in s.scalars(select(Delivery))] == ["recent"]
 

@@ -65,7 +65,7 @@ def create_app(
     require_webhook_secret(settings)
     assert settings.webhook_secret is not None
     from tasuki.queue import job_queue
-    from webhooks import health, hubspot, local, miitel, salesforce, zoom
+    from webhooks import health, hubspot, local, miitel, observe, salesforce, zoom
 
     store = store or open_store(settings.database_url)
     queue = queue if queue is not None else job_queue(settings)
@@ -73,6 +73,7 @@ def create_app(
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions["tasuki"] = Services(settings, store, queue, intake)
+    observe.init_app(app)  # access log, per-request metrics, GET /metrics
     app.register_blueprint(local.blueprint(intake, settings.webhook_secret))
     app.register_blueprint(health.blueprint(intake))
     app.register_blueprint(salesforce.blueprint(settings, store, queue.connection))

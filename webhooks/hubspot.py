@@ -27,7 +27,6 @@ the write ledger says tasuki wrote are ignored. No CRM is called here.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -301,10 +300,11 @@ def blueprint(
 ) -> Blueprint:
     """The HubSpot receiver, bound to settings, the store (deliveries, ledger) and the queue.
 
-    ``app_id`` is tasuki's own HubSpot app (default ``TASUKI_HUBSPOT_APP_ID``)."""
+    ``app_id`` is tasuki's own HubSpot app (default ``settings.hubspot.app_id``,
+    ``TASUKI_HUBSPOT_APP_ID``)."""
     bp = Blueprint("hubspot", __name__)
-    secret = settings.secret(SECRET_NAME)
-    own_app = app_id if app_id is not None else os.environ.get("TASUKI_HUBSPOT_APP_ID")
+    secret = settings.hubspot.client_secret
+    own_app = app_id if app_id is not None else settings.hubspot.app_id
 
     @bp.post("/webhooks/hubspot")
     def receive() -> tuple[Response, int]:

@@ -38,6 +38,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from tasuki import logs
 from tasuki.errors import QueueUnavailable, StoreUnavailable, TasukiError
 from tasuki.owed import Owed, owe
 from tasuki.queue import enqueue_once, enqueue_sync, recording_key, sync_job_id
@@ -155,6 +156,8 @@ class Intake:
         unique = list(dict.fromkeys(delivery_ids))
         if not unique:
             return Admitted([], 0)
+        # Stays bound for the rest of the request: the access-log line names the delivery.
+        logs.bind(delivery_id=logs.ids_field(unique))
         try:
             with self.store.session() as session:
                 inserted = _insert_new(session, provider, unique)

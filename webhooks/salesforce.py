@@ -7,8 +7,8 @@ characters), else 403; each ``Notification/Id`` is recorded in the ``deliveries`
 same transaction as the enqueue, so a redelivered notification is a duplicate (an id the store
 cannot take, too long or with control characters, is 400). The answer is ``200 text/xml`` with
 ``<Ack>true</Ack>`` once the syncs are queued; 503 without an Ack (so Salesforce retries) if
-they cannot be. Without ``TASUKI_SALESFORCE_ORG_ID`` the endpoint answers 503: a
-misconfiguration is loud and the rest of the app still starts.
+they cannot be. ``tasuki serve`` refuses to start without ``TASUKI_SALESFORCE_ORG_ID`` when the
+CRM is Salesforce; an app built without one answers 503 here.
 
 Change events: the raw body must be signed, ``X-Tasuki-Signature: sha256=<hex HMAC-SHA256>``
 under ``TASUKI_WEBHOOK_SECRET``, else 401. Each event is deduped on transactionKey +
@@ -24,8 +24,7 @@ No CRM is called here.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import redis
@@ -97,19 +96,11 @@ def take(
     return taken.accepted, taken.duplicates, taken.ignored
 
 
-def blueprint(
-    settings: Settings,
-    store: Store,
-    connection: redis.Redis | None = None,
-    *,
-    env: Mapping[str, str] | None = None,
-) -> Blueprint:
-    """The Salesforce receivers, bound to settings, the store (deliveries) and the queue.
-
-    The org id and integration user come from ``env`` (default: the process environment)."""
-    env = os.environ if env is None else env
-    org_id = env.get(ORG_ID) or None
-    integration_user = env.get(INTEGRATION_USER) or None
+def blueprint(settings: Settings, store: Store, connection: redis.Redis | None = None) -> Blueprint:
+    """The Salesforce receivers, bound to settings (org id, integration user: ``settings.
+    salesforce``), the store (deliveries) and the queue."""
+    org_id = settings.salesforce.org_id
+    integration_user = settings.salesforce.integration_user_id
     written = _written(settings)
     bp = Blueprint("salesforce", __name__)
 

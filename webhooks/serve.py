@@ -19,6 +19,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080, threads
     """
     import waitress
 
+    from tasuki import logs
     from tasuki.runtime import build
     from webhooks import create_app, require_webhook_secret
 
@@ -26,6 +27,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080, threads
     rt = build(settings)
     rt.validate()
     app = create_app(settings, store=rt.store)
+    logs.started("serve", settings, address=f"http://{host}:{port}", threads=str(threads))
     # Behind a proxy the public URL is what providers sign; waitress serves the local socket.
     waitress.serve(
         app,
@@ -43,9 +45,10 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080, threads
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(min=1))
 def serve_command(host: str, port: int, threads: int) -> None:
     """Receive webhooks (needs TASUKI_WEBHOOK_SECRET and TASUKI_REDIS_URL)."""
-    from tasuki.settings import load_settings
+    from tasuki import logs
+    from tasuki.preflight import SERVE, checked_settings
 
-    settings = load_settings()
-    if settings.redis_url is None:
-        raise click.UsageError("TASUKI_REDIS_URL is not set: the webhook app needs Redis")
+    # Every file, the CRM's sign-in and every receiver's secret, every problem at once.
+    settings = checked_settings(SERVE)
+    logs.setup(settings, "serve")
     serve(settings, host, port, threads)

@@ -24,7 +24,7 @@ from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from sqlalchemy import func, select
 
 from connectors.local import LocalCrm
-from tasuki import runtime
+from tasuki import logs, runtime
 from tasuki.demo.org import OrgSpec, generate
 from tasuki.demo.recordings import deliver as deliver_recordings
 from tasuki.demo.recordings import with_provider_secrets
@@ -146,7 +146,8 @@ def _work(queue: Queue, outcome: DemoOutcome, progress: Progress) -> None:
     before = _CountingWorker.performed
     while queue.count:
         worker = _CountingWorker([queue], connection=queue.connection)
-        worker.work(burst=True, max_jobs=20, logging_level="WARNING")
+        # Once the process's logging is set up (tasuki.logs), RQ's lines follow its level.
+        worker.work(burst=True, max_jobs=20, logging_level=None if logs.configured() else "WARNING")
         done = outcome.jobs + _CountingWorker.performed - before
         progress("Running jobs", done, done + queue.count)
         failed = FailedJobRegistry(queue=queue)

@@ -7,6 +7,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
 
+from tasuki.meeting.cli import agenda_command
 from tasuki.recordings.packet import Packet, build_packet, find_record
 from tasuki.recordings.store import PENDING
 from tasuki.settings import load_settings
@@ -68,6 +69,9 @@ def match_command() -> None:
 @click.group("handoff")
 def handoff_group() -> None:
     """Handoffs (申し送り) and what they carry."""
+
+
+handoff_group.add_command(agenda_command)  # the daily handoff meeting (tasuki.meeting)
 
 
 @handoff_group.command("packet")

@@ -340,3 +340,76 @@ class WriteIntent(Base):
     key_field: Mapped[str | None] = mapped_column(String(120), nullable=True)
     """The external-id field the record is upserted on, or None when written by CRM id."""
     intended_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class JobRun(Base):
+    """One execution of a job (see :mod:`tasuki.ops.runs`): what ran, how long, what it did.
+
+    Written when the job starts (``status`` ``started``) and completed when it ends
+    (``finished`` or ``failed``); a row left ``started`` is a run whose process died. RQ keeps
+    no results (``result_ttl`` 0), so this is where ``tasuki runs`` finds them.
+    """
+
+    __tablename__ = "job_runs"
+    __table_args__ = (
+        Index("ix_job_runs_started_at", "started_at"),
+        Index("ix_job_runs_func_started_at", "func", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    func: Mapped[str] = mapped_column(String(60))
+    job_id: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    queue: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    worker: Mapped[str] = mapped_column(String(120), default="")
+    status: Mapped[str] = mapped_column(String(10))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    args: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    figures: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str] = mapped_column(Text, default="")
+
+
+class NotificationEntry(Base):
+    """The notification ledger: one row per message tasuki owes a recipient (see
+    :mod:`tasuki.notify.ledger`), written *before* the message is sent.
+
+    Keyed by (rule, subject, occurrence, recipient), so a retried job or a second worker never
+    sends the same message twice: the row is claimed (``sending``) before the call and carries
+    the outcome after it (``sent``, ``failed``, ``unknown``, ``skipped``; ``pending`` when a
+    transient failure released it for the next sweep). ``result`` keeps what the service said on
+    success (Slack's channel and ``ts``, the SMTP server's reply), ``error`` what it said on
+    failure (Slack's error code, the SMTP reply)."""
+
+    __tablename__ = "notification_ledger"
+    __table_args__ = (
+        UniqueConstraint("rule_id", "subject", "occurrence", "recipient"),
+        Index("ix_notification_ledger_status", "status", "claimed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rule_id: Mapped[str] = mapped_column(String(80))
+    subject: Mapped[str] = mapped_column(String(200))
+    occurrence: Mapped[str] = mapped_column(String(120))
+    recipient: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(10))
+    medium: Mapped[str] = mapped_column(String(10), default="")
+    address: Mapped[str] = mapped_column(String(200), default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    result: Mapped[str] = mapped_column(Text, default="")
+    error: Mapped[str] = mapped_column(Text, default="")
+
+
+class SlackUser(Base):
+    """Who a CRM e-mail address is in Slack (``users.lookupByEmail``), kept for a while so each
+    message does not cost a look-up; ``user_id`` None: no Slack account has that address."""
+
+    __tablename__ = "slack_users"
+    __table_args__ = (UniqueConstraint("email"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(200))
+    user_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    looked_up_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import redis
-from pydantic import SecretStr
+from click.testing import CliRunner
 
 from connectors.base import Connector, RecordWrite
 from connectors.hubspot import HubSpotConnector, HubSpotOptions, connector_from_settings
-from tasuki.errors import CrmAuthError, CrmRateLimited, CrmRequestError, CrmUnavailable
-from tasuki.settings import Settings
+from tasuki.cli import main
+from tasuki.errors import (
+    ConfigError,
+    CrmAuthError,
+    CrmRateLimited,
+    CrmRequestError,
+    CrmUnavailable,
+)
+from tasuki.providers import HubSpotSettings
+from tasuki.settings import Settings, builtin_path
 from tests.hubspot.conftest import APP_ID, TOKEN, ConnectorFactory, EmulatorFactory, quick_limits
 from tests.hubspot.hs_emulator import HubSpotEmulator
 
@@ -174,6 +184,7 @@ def test_the_daily_budget_is_tracked_from_the_headers(
     connector = make_connector(emu)
     connector.fetch("contacts", ["1"], ["email"])
     assert connector.api.budget.remaining() == (2, 3)
+    assert connector.api_usage() == (1, 3)  # what the metrics show
     connector.fetch("contacts", ["1"], ["email"])
     connector.fetch("contacts", ["1"], ["email"])
     with pytest.raises(CrmRateLimited):
@@ -204,12 +215,49 @@ def test_connector_from_settings_reads_the_documented_names(
     settings: Settings, emulator: HubSpotEmulator
 ) -> None:
     env = {"TASUKI_HUBSPOT_HOST": emulator.url, "TASUKI_HUBSPOT_APP_ID": APP_ID}
-    with_token = replace(settings, secrets={"TASUKI_HUBSPOT_ACCESS_TOKEN": SecretStr(TOKEN)})
-    connector = connector_from_settings(with_token, env={**env, "TASUKI_HUBSPOT_TIER": "starter"})
+    with_token = {**env, "TASUKI_HUBSPOT_ACCESS_TOKEN": TOKEN, "TASUKI_HUBSPOT_TIER": "starter"}
+    connector = connector_from_settings(_with_env(settings, with_token))
     try:
         assert connector.options.host == emulator.url and connector.options.app_id == APP_ID
         assert connector.api.limits.burst.calls == 100
+        assert connector.check_login() == f"signed in to {emulator.url} with the access token"
     finally:
         connector.close()
-    with pytest.raises(CrmAuthError):
-        connector_from_settings(settings, env=env)
+    with pytest.raises(ConfigError) as err:
+        connector_from_settings(_with_env(settings, env))
+    [problem] = err.value.problems
+    assert str(problem).startswith("environment:1:1: TASUKI_HUBSPOT_ACCESS_TOKEN is not set")
+    with pytest.raises(ConfigError, match="TASUKI_HUBSPOT_TIER: unknown tier 'gold'"):
+        connector_from_settings(_with_env(settings, {**with_token, "TASUKI_HUBSPOT_TIER": "gold"}))
+
+
+def _with_env(settings: Settings, env: dict[str, str]) -> Settings:
+    """``settings`` with the HubSpot variables of ``env``, read as load_settings reads them."""
+    return replace(settings, hubspot=HubSpotSettings.from_env(env))
+
+
+def test_check_config_with_services_signs_in_to_the_account(
+    emulator: HubSpotEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [n for n in os.environ if n.startswith("TASUKI_")]:
+        monkeypatch.delenv(name)
+    config = tmp_path / "tasuki.yaml"
+    shipped = builtin_path("tasuki.yaml").read_text(encoding="utf-8")
+    config.write_text(shipped.replace("crm: local ", "crm: hubspot ", 1), encoding="utf-8")
+    env = {
+        "TASUKI_CONFIG": str(config),
+        "TASUKI_DATA_DIR": str(tmp_path / "data"),
+        "TASUKI_WEBHOOK_SECRET": "s",
+        "TASUKI_PUBLIC_URL": "https://tasuki.example.com",
+        "TASUKI_HUBSPOT_CLIENT_SECRET": "client-secret",
+        "TASUKI_HUBSPOT_HOST": emulator.url,
+        "TASUKI_HUBSPOT_ACCESS_TOKEN": TOKEN,
+    }
+    ok = CliRunner().invoke(main, ["check-config", "--with-services"], env=env)
+    assert ok.exit_code == 0, ok.output
+    assert f"crm: hubspot signed in to {emulator.url} with the access token" in ok.output
+    wrong = {**env, "TASUKI_HUBSPOT_ACCESS_TOKEN": "pat-revoked"}
+    refused = CliRunner().invoke(main, ["check-config", "--with-services"], env=wrong)
+    assert refused.exit_code == 2
+    assert "environment:1:1: TASUKI_HUBSPOT_*: hubspot sign-in failed" in refused.output
+    assert "pat-revoked" not in refused.output

@@ -69,8 +69,8 @@ def test_the_v3_uri_decodes_exactly_the_characters_hubspot_lists() -> None:
 
 @pytest.fixture
 def hook_settings(settings: Settings) -> Settings:
-    secrets = {**settings.secrets, "TASUKI_HUBSPOT_CLIENT_SECRET": SecretStr(SECRET)}
-    return replace(settings, public_url=PUBLIC, secrets=secrets)
+    hubspot = replace(settings.hubspot, client_secret=SecretStr(SECRET))
+    return replace(settings, public_url=PUBLIC, hubspot=hubspot)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -42,14 +43,18 @@ STAMPS = {"SystemModstamp", "CreatedDate"}
 
 
 def _config(
-    folder: Path, queue_name: str, redis_url: str, database_url: str | None
+    folder: Path,
+    queue_name: str,
+    redis_url: str,
+    database_url: str | None,
+    instant_recovery: bool = True,
 ) -> dict[str, str]:
     text = builtin_path("tasuki.yaml").read_text(encoding="utf-8")
     path = folder / "tasuki.yaml"
-    # Recovery at once in tests: a job whose worker was killed is taken for lost after 1 s.
-    text += (
-        f"\nqueue_name: {queue_name}\nrecovery:\n  grace_seconds: 0\n  abandoned_after_seconds: 1\n"
-    )
+    text += f"\nqueue_name: {queue_name}\n"
+    if instant_recovery:
+        # Recovery at once in tests: a job whose worker was killed is taken for lost after 1 s.
+        text += "recovery:\n  grace_seconds: 0\n  abandoned_after_seconds: 1\n"
     path.write_text(text, encoding="utf-8")
     env = {
         "TASUKI_CONFIG": str(path),
@@ -79,10 +84,21 @@ class Pipeline:
     """One org, one store (SQLite in the folder, or ``database_url``), one queue; workers run
     as subprocesses."""
 
-    def __init__(self, folder: Path, redis_url: str, database_url: str | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        redis_url: str,
+        database_url: str | None = None,
+        *,
+        instant_recovery: bool = True,
+    ) -> None:
+        """``instant_recovery``: a job whose worker sent no heartbeat for 1 s is taken for lost,
+        as the kill tests need; ``False`` keeps the shipped recovery settings, under which a job
+        running on another worker is never mistaken for a lost one."""
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
-        self.env = _config(folder, f"crash-{uuid.uuid4().hex[:8]}", redis_url, database_url)
+        queue_name = f"crash-{uuid.uuid4().hex[:8]}"
+        self.env = _config(folder, queue_name, redis_url, database_url, instant_recovery)
         self.settings: Settings = load_settings(self.env)
         self.store: Store = open_store(self.settings.database_url)
         self.crm = LocalCrm(self.settings.data_dir / "crm.db")
@@ -147,6 +163,18 @@ class Pipeline:
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err.decode()
         return False
+
+    def work_concurrently(self, workers: int) -> None:
+        """Run ``workers`` burst workers at once until the queue is dry; each must exit 0.
+
+        A burst worker quits when it finds the queue empty; work a job queues next (KPIs,
+        write-back) is queued by a worker still running, which then takes it."""
+        procs = [self._worker(None) for _ in range(workers)]
+        # Each one's log is read while the others run, so none blocks on a full pipe.
+        with ThreadPoolExecutor(workers) as pool:
+            outputs = list(pool.map(lambda p: p.communicate(timeout=300)[1], procs))
+        failed = [err.decode() for p, err in zip(procs, outputs, strict=True) if p.returncode]
+        assert not failed, failed
 
     def run(self, pause_at: str | None = None) -> bool:
         """The whole pipeline, as the demo runs it: notices, work, echoes; a kill at

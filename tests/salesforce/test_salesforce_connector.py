@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import requests
+from click.testing import CliRunner
 from pydantic import SecretStr
 
 from connectors.base import Connector, RecordWrite
 from connectors.salesforce import SalesforceConnector, SalesforceOptions, connector_from_settings
 from connectors.salesforce_records import ChangeCursor, bulk_error
+from tasuki.cli import main
 from tasuki.errors import ConfigError, CrmAuthError, CrmRateLimited, CrmRequestError, CrmUnavailable
-from tasuki.settings import Settings
+from tasuki.providers import SalesforceSettings
+from tasuki.settings import Settings, builtin_path
 from tasuki.writeback import BulkWriter
 from tests.salesforce.sf_emulator import Org, RunningEmulator
 from tests.salesforce.sf_testorg import CONSUMER_KEY, PASSWORD, TOKEN, USERNAME
@@ -208,6 +213,7 @@ def test_quota_is_read_from_every_response_and_defers_writes_past_the_share(
         1000,
     )
     assert not connector.should_defer_writes()
+    assert connector.api_usage() == (401, 1000)  # what the metrics show
     org.api_used = 600
     connector.users(["Name"])
     assert connector.should_defer_writes()
@@ -292,15 +298,60 @@ def test_connector_from_settings_picks_the_flow_and_signs_in(
         "TASUKI_SALESFORCE_CONSUMER_KEY": CONSUMER_KEY,
         "TASUKI_SALESFORCE_PRIVATE_KEY_FILE": str(private_key_file[0]),
     }
-    c = connector_from_settings(settings, env)
+    c = connector_from_settings(_with_env(settings, env))
     try:
         assert c.auth.__class__.__name__ == "JwtBearer"
         assert c.users(["Name"]) == []
+        assert c.check_login().startswith(f"signed in to {emulator.url}")
     finally:
         c.close()
     password = {"TASUKI_SALESFORCE_USERNAME": USERNAME, "TASUKI_SALESFORCE_PASSWORD": PASSWORD}
-    c = connector_from_settings(settings, password)
+    c = connector_from_settings(_with_env(settings, password))
     assert c.auth.__class__.__name__ == "PasswordLogin"
     c.close()
-    with pytest.raises(ConfigError, match="no auth flow"):
-        connector_from_settings(settings, {})
+    with pytest.raises(ConfigError) as err:
+        connector_from_settings(_with_env(settings, {}))
+    assert [str(p).split(" is not set")[0] for p in err.value.problems] == [
+        "environment:1:1: TASUKI_SALESFORCE_PASSWORD",
+        "environment:1:1: TASUKI_SALESFORCE_USERNAME",
+    ]
+
+
+def _with_env(settings: Settings, env: dict[str, str]) -> Settings:
+    """``settings`` with the Salesforce variables of ``env``, read as load_settings reads them."""
+    return replace(settings, salesforce=SalesforceSettings.from_env(env))
+
+
+def test_check_config_with_services_signs_in_to_the_org(
+    emulator: RunningEmulator,
+    private_key_file: tuple[Path, bytes],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in [n for n in os.environ if n.startswith("TASUKI_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(emulator.ca_path))
+    config = tmp_path / "tasuki.yaml"
+    shipped = builtin_path("tasuki.yaml").read_text(encoding="utf-8")
+    config.write_text(shipped.replace("crm: local ", "crm: salesforce ", 1), encoding="utf-8")
+    env = {
+        "TASUKI_CONFIG": str(config),
+        "TASUKI_DATA_DIR": str(tmp_path / "data"),
+        "TASUKI_WEBHOOK_SECRET": "s",
+        "TASUKI_SALESFORCE_ORG_ID": "00D000000000001",
+        "TASUKI_SALESFORCE_DOMAIN": emulator.url,
+        "TASUKI_SALESFORCE_USERNAME": USERNAME,
+        "TASUKI_SALESFORCE_CONSUMER_KEY": CONSUMER_KEY,
+        "TASUKI_SALESFORCE_PRIVATE_KEY_FILE": str(private_key_file[0]),
+    }
+    ok = CliRunner().invoke(main, ["check-config", "--with-services"], env=env)
+    assert ok.exit_code == 0, ok.output
+    assert f"crm: salesforce signed in to {emulator.url}; API requests today: " in ok.output
+    wrong = {
+        **{k: v for k, v in env.items() if "CONSUMER_KEY" not in k and "KEY_FILE" not in k},
+        "TASUKI_SALESFORCE_PASSWORD": "wrong horse",
+    }
+    refused = CliRunner().invoke(main, ["check-config", "--with-services"], env=wrong)
+    assert refused.exit_code == 2
+    assert "environment:1:1: TASUKI_SALESFORCE_*: salesforce sign-in failed" in refused.output
+    assert "wrong horse" not in refused.output

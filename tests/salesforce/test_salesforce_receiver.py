@@ -49,8 +49,13 @@ def conn() -> redis.Redis:
 def _client(
     settings: Settings, store: Store, conn: redis.Redis, env: dict[str, str] = ENV
 ) -> FlaskClient:
+    from dataclasses import replace
+
+    from tasuki.providers import SalesforceSettings
+
     app = Flask(__name__)
-    app.register_blueprint(blueprint(settings, store, conn, env=env))
+    configured = replace(settings, salesforce=SalesforceSettings.from_env(env))
+    app.register_blueprint(blueprint(configured, store, conn))
     return app.test_client()
 
 

@@ -11,6 +11,7 @@ from flask import Flask
 from pydantic import SecretStr
 from rq import Queue
 
+from tasuki.providers import HubSpotSettings, SalesforceSettings
 from tasuki.queue import job_queue
 from tasuki.settings import Settings
 from tasuki.store.db import Store
@@ -19,20 +20,21 @@ from webhooks import create_app
 
 
 @pytest.fixture
-def every_provider(settings: Settings, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """Settings with every provider's secret, the public URL and the real Redis; the
-    Salesforce org id in the environment, where the receiver reads it."""
-    monkeypatch.setenv("TASUKI_SALESFORCE_ORG_ID", senders.ORG_ID)
-    monkeypatch.delenv("TASUKI_SALESFORCE_INTEGRATION_USER_ID", raising=False)
-    monkeypatch.delenv("TASUKI_HUBSPOT_APP_ID", raising=False)
+def every_provider(settings: Settings, redis_url: str) -> Settings:
+    """Settings with every provider's secret, the Salesforce org id, the public URL and the
+    real Redis."""
     secrets = {
         **settings.secrets,
-        "TASUKI_HUBSPOT_CLIENT_SECRET": SecretStr(senders.HUBSPOT_SECRET),
         "TASUKI_ZOOM_SECRET_TOKEN": SecretStr(senders.ZOOM_SECRET),
         "TASUKI_MIITEL_TOKEN": SecretStr(senders.MIITEL_TOKEN),
     }
     return dataclasses.replace(
-        settings, redis_url=redis_url, public_url=senders.PUBLIC_URL, secrets=secrets
+        settings,
+        redis_url=redis_url,
+        public_url=senders.PUBLIC_URL,
+        secrets=secrets,
+        salesforce=SalesforceSettings(org_id=senders.ORG_ID),
+        hubspot=HubSpotSettings(client_secret=SecretStr(senders.HUBSPOT_SECRET)),
     )
 
 

@@ -45,6 +45,7 @@ ROUTES = {
     ("/webhooks/zoom", "POST"),
     ("/webhooks/miitel", "POST"),
     ("/healthz", "GET"),
+    ("/metrics", "GET"),
     ("/static/<path:filename>", "GET"),
 }
 """What the app serves (``OPTIONS`` and ``HEAD`` aside): a new route must be fuzzed here too."""

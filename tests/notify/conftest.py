@@ -1,0 +1,68 @@
+"""Fixtures of the notification tests: the emulated Slack workspace with the org's members and
+channels, and a real SMTP server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import trustme
+
+from tests.notify.support import BOT_TOKEN, IN_SLACK, PEOPLE, Inbox, MailServer, free_port
+from tests.slack.slack_emulator import RunningSlack, Workspace, serve
+
+
+@dataclass
+class Channels:
+    """The channel ids of the workspace."""
+
+    handoffs: str
+    sales_ops: str
+    ops: str
+    managers: str
+
+
+@pytest.fixture
+def workspace() -> Workspace:
+    """A workspace with the bot's token, the org's members (FS2 has no account) and channels."""
+    ws = Workspace()
+    ws.add_token(BOT_TOKEN)
+    for uid in IN_SLACK:
+        name, email, _, _ = PEOPLE[uid]
+        ws.add_user(email, name)
+    return ws
+
+
+@pytest.fixture
+def channels(workspace: Workspace) -> Channels:
+    """The channels the notification rules of the tests send to."""
+    return Channels(
+        handoffs=workspace.add_channel("handoffs"),
+        sales_ops=workspace.add_channel("sales-ops"),
+        ops=workspace.add_channel("tasuki-ops"),
+        managers=workspace.add_channel("sales-managers"),
+    )
+
+
+@pytest.fixture
+def slack(workspace: Workspace, channels: Channels) -> Iterator[RunningSlack]:
+    """The workspace served on 127.0.0.1."""
+    running = serve(workspace)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def mail_server() -> Iterator[MailServer]:
+    """A plain SMTP server on 127.0.0.1 keeping what it accepts."""
+    server = MailServer(Inbox(), free_port(), trustme.CA())
+    server.start()
+    yield server
+    server.stop()
+
+
+def member(workspace: Workspace, uid: str) -> str:
+    """The Slack user id of the org's person ``uid``."""
+    email = PEOPLE[uid][1]
+    return next(u.id for u in workspace.users.values() if u.email == email)
