@@ -26,21 +26,19 @@ and this module puts them right:
 from __future__ import annotations
 
 import os
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from rq import Queue
-from rq.executions import Execution, ExecutionRegistry
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tasuki.owed import Owed, owed
-from tasuki.queue import current_job_id, is_alive
+from tasuki.queue import current_job_id, has_heartbeat, is_alive
 from tasuki.store.models import OwedWork
 
 LOCK_TTL_SECONDS = 3600
@@ -82,16 +80,7 @@ def runs(queue: Queue, job_id: str, abandoned_after: float) -> bool:
     job = queue.fetch_job(job_id)
     if job is None or job.get_status() != JobStatus.STARTED:
         return False
-    now = time.time()
-    registry = ExecutionRegistry(job.id, connection=queue.connection)
-    for execution_id in registry.get_execution_ids():
-        try:
-            execution = Execution.fetch(execution_id, job.id, queue.connection)
-        except ValueError:  # its hash expired with the worker's heartbeats
-            continue
-        if now - execution.last_heartbeat.timestamp() < abandoned_after:
-            return True
-    return False
+    return has_heartbeat(queue, job, abandoned_after)
 
 
 @contextmanager

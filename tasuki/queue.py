@@ -71,7 +71,6 @@ def is_alive(queue: Queue, job_id: str, abandoned_after: float) -> bool:
     on a worker that sent a heartbeat in the last ``abandoned_after`` seconds; False when Redis
     lost it, it finished or failed, or its worker died (recovery then queues the work again;
     RQ's own clean-up later retries the dead job, which finds nothing owed)."""
-    now = time.time()
     for candidate in (rq_job_id(job_id), f"{rq_job_id(job_id)}-next"):
         job = queue.fetch_job(candidate)
         if job is None:
@@ -79,15 +78,23 @@ def is_alive(queue: Queue, job_id: str, abandoned_after: float) -> bool:
         status = job.get_status()
         if status in _WAITING:
             return True
-        if status == JobStatus.STARTED:
-            registry = ExecutionRegistry(job.id, connection=queue.connection)
-            for execution_id in registry.get_execution_ids():
-                try:
-                    execution = Execution.fetch(execution_id, job.id, queue.connection)
-                except ValueError:  # its hash expired with the worker's heartbeats
-                    continue
-                if now - execution.last_heartbeat.timestamp() < abandoned_after:
-                    return True
+        if status == JobStatus.STARTED and has_heartbeat(queue, job, abandoned_after):
+            return True
+    return False
+
+
+def has_heartbeat(queue: Queue, job: Job, abandoned_after: float) -> bool:
+    """True when a worker running ``job`` sent a heartbeat in the last ``abandoned_after``
+    seconds."""
+    now = time.time()
+    registry = ExecutionRegistry(job.id, connection=queue.connection)
+    for execution_id in registry.get_execution_ids():
+        try:
+            execution = Execution.fetch(execution_id, job.id, queue.connection)
+        except ValueError:  # its hash expired with the worker's heartbeats
+            continue
+        if now - execution.last_heartbeat.timestamp() < abandoned_after:
+            return True
     return False
 
 

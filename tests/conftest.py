@@ -8,51 +8,30 @@ own queue name, so several runs can share the servers. When ``TASUKI_REQUIRE_SER
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from tasuki.settings import Settings, load_settings
 from tasuki.store.db import Store, open_store
-from tests.services import POSTGRES_URL, REDIS_URL
-
-REQUIRE_SERVICES = bool(os.environ.get("TASUKI_REQUIRE_SERVICES"))
-
-
-def _unavailable(what: str, exc: Exception) -> None:
-    if REQUIRE_SERVICES:
-        pytest.fail(f"{what} is required but unreachable: {exc}")
-    pytest.skip(f"{what} unreachable: {exc}")
+from tests.services import REDIS_URL, fresh_database, unavailable
 
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """URL of a fresh PostgreSQL database for this test session, dropped at the end."""
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    name = f"tasuki_test_{uuid.uuid4().hex[:10]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001 - any failure to reach the server
-        _unavailable("PostgreSQL", exc)
-    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_database("tasuki_test") as url:
+        yield url
 
 
 def _real_redis() -> str:
     try:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
     except redis.RedisError as exc:
-        _unavailable("Redis", exc)
+        unavailable("Redis", exc)
     return REDIS_URL
 
 

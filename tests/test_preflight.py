@@ -10,19 +10,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, inspect
 from sqlalchemy.engine import make_url
 
 from tasuki.cli import main
 from tasuki.errors import ConfigError
 from tasuki.preflight import CHECK_CONFIG, WORKER, checked_settings, preflight
 from tasuki.settings import builtin_path, load_settings
+from tests.services import fresh_database
 
 BASE = builtin_path("tasuki.yaml").read_text(encoding="utf-8")
 
@@ -284,19 +284,8 @@ def test_check_config_needs_no_database_and_creates_nothing(tmp_path: Path) -> N
 @pytest.fixture
 def empty_database() -> Iterator[str]:
     """A PostgreSQL database of its own, with no table."""
-    from tests.services import POSTGRES_URL
-
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    name = f"tasuki_preflight_{os.getpid()}_{time.monotonic_ns()}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001 - any failure to reach the server
-        pytest.skip(f"PostgreSQL unreachable: {exc}")
-    yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_database("tasuki_preflight") as url:
+        yield url
 
 
 def test_with_services_reports_pending_migrations_and_applies_none(

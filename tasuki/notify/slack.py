@@ -30,6 +30,7 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
+from slack_sdk.http_retry.handler import RetryHandler
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
@@ -137,24 +138,23 @@ class Slack:
         self.store = store
         self.lookup_ttl = lookup_ttl
         self.calls: Counter[str] = Counter()
-        self.poster = WebClient(
-            token=token,
-            base_url=settings.api_url,
-            timeout=timeout,
-            retry_handlers=[
-                RateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
-                PostRetryHandler(max_retry_count=SERVER_ERROR_RETRIES),
-            ],
+
+        def client(*retry_handlers: RetryHandler) -> WebClient:
+            return WebClient(
+                token=token,
+                base_url=settings.api_url,
+                timeout=timeout,
+                retry_handlers=list(retry_handlers),
+            )
+
+        self.poster = client(
+            RateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
+            PostRetryHandler(max_retry_count=SERVER_ERROR_RETRIES),
         )
-        self.reader = WebClient(
-            token=token,
-            base_url=settings.api_url,
-            timeout=timeout,
-            retry_handlers=[
-                ConnectionErrorRetryHandler(max_retry_count=SERVER_ERROR_RETRIES),
-                RateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
-                ServerErrorRetryHandler(max_retry_count=SERVER_ERROR_RETRIES),
-            ],
+        self.reader = client(
+            ConnectionErrorRetryHandler(max_retry_count=SERVER_ERROR_RETRIES),
+            RateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
+            ServerErrorRetryHandler(max_retry_count=SERVER_ERROR_RETRIES),
         )
 
     def post(

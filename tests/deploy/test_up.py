@@ -33,8 +33,7 @@ from typing import Any
 import pytest
 import requests
 from click.testing import CliRunner
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select, text
 
 from connectors.local import LocalCrm
 from tasuki.cli import main
@@ -46,7 +45,7 @@ from tasuki.store.models import Handoff, OwedWork, Record, Verdict
 from tasuki.testhooks import PAUSE_AT, PAUSE_DIR
 from tasuki.up import descendants
 from tests.reliability.redis_server import free_port
-from tests.services import POSTGRES_URL
+from tests.services import fresh_database
 from webhooks.local import signed_headers
 
 TASUKI = str(Path(sys.executable).with_name("tasuki"))
@@ -340,19 +339,8 @@ def test_a_job_killed_at_the_stop_timeout_is_finished_by_the_next_start(
 @pytest.fixture
 def fresh_postgres() -> Iterator[str]:
     """A new, empty PostgreSQL database, dropped afterwards (skips when the server is down)."""
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    name = f"tasuki_up_{uuid.uuid4().hex[:10]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001 - any failure to reach the server
-        if os.environ.get("TASUKI_REQUIRE_SERVICES"):
-            pytest.fail(f"PostgreSQL is required but unreachable: {exc}")
-        pytest.skip(f"PostgreSQL unreachable: {exc}")
-    yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_database("tasuki_up") as url:
+        yield url
 
 
 def test_a_job_in_flight_at_sigterm_finishes_before_up_exits(

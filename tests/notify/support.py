@@ -24,6 +24,7 @@ from typing import Any
 import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from sqlalchemy import select
 
 import worker
 from connectors.local import LocalCrm
@@ -33,6 +34,7 @@ from tasuki.demo.org import define_schema
 from tasuki.queue import connect
 from tasuki.settings import Config, Settings, load_settings
 from tasuki.store.db import Store
+from tasuki.store.models import NotificationEntry
 
 BOT_TOKEN = "xoxb-test-bot-token"
 CAL = BusinessCalendar()
@@ -163,6 +165,22 @@ def sync(rt: runtime.Runtime, crm: LocalCrm) -> None:
             if ids:
                 worker.sync_records(obj, ids)
         crm.mark_delivered([seq for seq, *_ in crm.pending_notices(10_000)])
+
+
+def synced(settings: Settings, store: Store, crm: LocalCrm) -> runtime.Runtime:
+    """A runtime on ``store`` and ``crm`` (see :func:`live`) with every CRM change synced."""
+    rt = live(settings, store, crm)
+    sync(rt, crm)
+    return rt
+
+
+def ledger_rows(store: Store) -> list[tuple[str, str, str, str, str]]:
+    """(rule, recipient, status, medium, error) of every ledger row, in the order written."""
+    with store.session() as s:
+        return [
+            (e.rule_id, e.recipient, e.status, e.medium, e.error)
+            for e in s.scalars(select(NotificationEntry).order_by(NotificationEntry.id))
+        ]
 
 
 def free_port() -> int:

@@ -5,6 +5,7 @@ on in the same thread."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -22,10 +23,9 @@ from tests.notify.support import (
     MailServer,
     at,
     handoff,
-    live,
     new_crm,
     notify_settings,
-    sync,
+    synced,
 )
 from tests.slack.slack_emulator import RunningSlack, Workspace
 
@@ -33,42 +33,44 @@ NO_RULES = "notifications: []\n"
 DAY = NOW.date()
 
 
-def _org(
-    settings: Settings,
-    store: Store,
-    slack: RunningSlack,
-    channels: Channels,
-    mail_server: MailServer,
-    deals: dict[str, int],
-) -> runtime.Runtime:
-    s = notify_settings(
-        settings,
-        NO_RULES,
-        slack_url=slack.base_url,
-        smtp_port=mail_server.port,
-        slack_channel=channels.handoffs,
-        email_to=["is-fs@acme.test"],
-    )
-    crm = new_crm(s)
-    n = 0
-    for person, count in deals.items():
-        for _ in range(count):
-            n += 1
-            handoff(crm, f"006M{n}", at(PREV, 11) + timedelta(minutes=10 * n), to=person)
-    rt = live(s, store, crm)
-    sync(rt, crm)
-    return rt
+AgendaOrg = Callable[[dict[str, int]], runtime.Runtime]
 
 
-def test_a_long_agenda_is_a_parent_and_a_thread_per_fs_person_each_message_one_call(
+@pytest.fixture
+def agenda_org(
     settings: Settings,
     sqlite_store: Store,
     slack: RunningSlack,
-    workspace: Workspace,
     channels: Channels,
     mail_server: MailServer,
+) -> AgendaOrg:
+    """Makes the org with ``deals`` (FS person → how many handed to them the day before), its
+    agenda sent to the handoffs channel and ``is-fs@acme.test``, synced; its runtime."""
+
+    def make(deals: dict[str, int]) -> runtime.Runtime:
+        s = notify_settings(
+            settings,
+            NO_RULES,
+            slack_url=slack.base_url,
+            smtp_port=mail_server.port,
+            slack_channel=channels.handoffs,
+            email_to=["is-fs@acme.test"],
+        )
+        crm = new_crm(s)
+        n = 0
+        for person, count in deals.items():
+            for _ in range(count):
+                n += 1
+                handoff(crm, f"006M{n}", at(PREV, 11) + timedelta(minutes=10 * n), to=person)
+        return synced(s, sqlite_store, crm)
+
+    return make
+
+
+def test_a_long_agenda_is_a_parent_and_a_thread_per_fs_person_each_message_one_call(
+    agenda_org: AgendaOrg, workspace: Workspace, channels: Channels, mail_server: MailServer
 ) -> None:
-    rt = _org(settings, sqlite_store, slack, channels, mail_server, {"FS1": 4, "FS2": 3})
+    rt = agenda_org({"FS1": 4, "FS2": 3})
     deliver_at = at(DAY, 9, 45)
     with runtime.activate(rt):
         assert (
@@ -98,14 +100,9 @@ def test_a_long_agenda_is_a_parent_and_a_thread_per_fs_person_each_message_one_c
 
 
 def test_a_short_agenda_is_one_message_and_none_goes_out_on_a_day_off_or_after_the_meeting(
-    settings: Settings,
-    sqlite_store: Store,
-    slack: RunningSlack,
-    workspace: Workspace,
-    channels: Channels,
-    mail_server: MailServer,
+    agenda_org: AgendaOrg, workspace: Workspace
 ) -> None:
-    rt = _org(settings, sqlite_store, slack, channels, mail_server, {"FS1": 2})
+    rt = agenda_org({"FS1": 2})
     saturday = DAY + timedelta(days=(5 - DAY.weekday()) % 7)
     with runtime.activate(rt):
         assert worker.deliver_agenda(at=at(saturday, 9, 45).isoformat()) == {"messages": 0}
@@ -118,14 +115,9 @@ def test_a_short_agenda_is_one_message_and_none_goes_out_on_a_day_off_or_after_t
 
 
 def test_an_interrupted_delivery_goes_on_in_the_same_thread_without_repeating(
-    settings: Settings,
-    sqlite_store: Store,
-    slack: RunningSlack,
-    workspace: Workspace,
-    channels: Channels,
-    mail_server: MailServer,
+    agenda_org: AgendaOrg, workspace: Workspace, channels: Channels
 ) -> None:
-    rt = _org(settings, sqlite_store, slack, channels, mail_server, {"FS1": 4, "FS2": 3})
+    rt = agenda_org({"FS1": 4, "FS2": 3})
     workspace.inject(
         "unavailable", "chat.postMessage", times=3, after=1
     )  # Slack down after the parent

@@ -26,10 +26,10 @@ from tests.notify.support import (
     NOW,
     MailServer,
     handoff,
-    live,
+    ledger_rows,
     new_crm,
     notify_settings,
-    sync,
+    synced,
 )
 from tests.slack.slack_emulator import RunningSlack, Workspace
 
@@ -48,23 +48,12 @@ notifications:
 """
 
 
-def _rows(store: Store) -> list[tuple[str, str, str, str]]:
-    """(rule, recipient, status, error) of every ledger row."""
-    with store.session() as s:
-        return [
-            (e.rule_id, e.recipient, e.status, e.error)
-            for e in s.scalars(select(NotificationEntry).order_by(NotificationEntry.id))
-        ]
-
-
 def _org(settings: Settings, store: Store, rules: str, **kw: object) -> runtime.Runtime:
     s = notify_settings(settings, rules, **kw)  # type: ignore[arg-type]
     crm = new_crm(s)
     for n in range(3):
         handoff(crm, f"006D{n}", NOW - timedelta(hours=2 + n))
-    rt = live(s, store, crm)
-    sync(rt, crm)
-    return rt
+    return synced(s, store, crm)
 
 
 def test_a_job_run_twice_and_two_workers_at_once_send_each_message_once(
@@ -127,7 +116,7 @@ def test_slack_down_fails_the_job_and_the_retry_sends_what_is_owed_once(
     workspace.inject("unavailable", "chat.postMessage", times=3)  # every try of the first send
     with runtime.activate(rt), pytest.raises(DeliveryUnavailable):
         worker.notify(at=NOW.isoformat())
-    statuses = sorted(status for _, _, status, _ in _rows(sqlite_store))
+    statuses = sorted(status for _, _, status, _, _ in ledger_rows(sqlite_store))
     assert statuses == ["pending", "sent", "sent"]
     assert len(workspace.messages) == 2
     with runtime.activate(rt):
@@ -146,7 +135,7 @@ def test_an_answer_that_may_follow_a_post_is_recorded_unknown_and_never_resent(
         figures = worker.notify(at=NOW.isoformat())
         assert (figures["sent"], figures["unknown"]) == (1, 2)
         assert worker.notify(at=(NOW + timedelta(minutes=5)).isoformat())["sent"] == 0
-    errors = sorted(e for _, _, s, e in _rows(sqlite_store) if s == "unknown")
+    errors = sorted(e for _, _, s, _, e in ledger_rows(sqlite_store) if s == "unknown")
     assert errors[0] == "internal_error" and errors[1].startswith("no answer")
     # Slack did post all three; none twice.
     assert len(workspace.messages) == 3
@@ -187,7 +176,7 @@ def test_a_wrong_channel_is_recorded_with_slacks_error_reported_to_ops_and_the_r
     with runtime.activate(rt):
         figures = worker.notify(at=NOW.isoformat())
     assert (figures["sent"], figures["failed"]) == (4, 3)  # 3 to the sender, 1 to ops
-    refused = [(s, e) for rule, to, s, e in _rows(sqlite_store) if rule == "failed-ops"]
+    refused = [(s, e) for rule, _, s, _, e in ledger_rows(sqlite_store) if rule == "failed-ops"]
     assert refused == [("failed", "channel_not_found")] * 3
     assert len(workspace.posted_to(member(workspace, "IS1"))) == 3
     [notice] = workspace.posted_to(channels.ops)
@@ -214,7 +203,7 @@ def test_a_revoked_token_is_recorded_for_each_message_and_ops_hear_of_it_by_mail
     with runtime.activate(rt):
         figures = worker.notify(at=NOW.isoformat())
     assert figures["failed"] == 6 and figures["sent"] == 1
-    errors = {e for _, _, s, e in _rows(sqlite_store) if s == "failed"}
+    errors = {e for _, _, s, _, e in ledger_rows(sqlite_store) if s == "failed"}
     assert errors == {"token_revoked (users.lookupByEmail)", "token_revoked"}
     assert workspace.messages == []
     [mail] = mail_server.inbox.to("ops@acme.test")
@@ -228,7 +217,7 @@ def test_the_mail_server_down_fails_the_job_and_its_return_delivers_once(
     mail_server.stop()
     with runtime.activate(rt), pytest.raises(DeliveryUnavailable):
         worker.notify(at=NOW.isoformat())
-    assert {s for _, _, s, _ in _rows(sqlite_store)} == {"pending"}
+    assert {s for _, _, s, _, _ in ledger_rows(sqlite_store)} == {"pending"}
     mail_server.start()
     with runtime.activate(rt):
         assert worker.notify(at=(NOW + timedelta(minutes=5)).isoformat())["sent"] == 3

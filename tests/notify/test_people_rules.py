@@ -6,13 +6,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
-
 import worker
 from tasuki import runtime
 from tasuki.settings import Settings
 from tasuki.store.db import Store
-from tasuki.store.models import NotificationEntry
 from tests.notify.conftest import Channels, member
 from tests.notify.support import (
     HOSTILE_NAME,
@@ -21,10 +18,11 @@ from tests.notify.support import (
     MailServer,
     at,
     handoff,
-    live,
+    ledger_rows,
     new_crm,
     notify_settings,
     sync,
+    synced,
 )
 from tests.slack.slack_emulator import RunningSlack, Workspace
 
@@ -34,14 +32,6 @@ destinations:
 notifications:
   - {id: failed, event: handoff_failed, to: [sender], boundaries: [IS→FS]}
 """
-
-
-def _ledger(store: Store) -> list[tuple[str, str, str, str, str]]:
-    with store.session() as s:
-        return [
-            (e.rule_id, e.recipient, e.status, e.medium, e.error)
-            for e in s.scalars(select(NotificationEntry).order_by(NotificationEntry.id))
-        ]
 
 
 def test_a_failed_handoff_tells_its_sender_what_to_fix_with_a_link_and_nothing_pings(
@@ -59,8 +49,7 @@ def test_a_failed_handoff_tells_its_sender_what_to_fix_with_a_link_and_nothing_p
     )
     crm = new_crm(s)
     handoff(crm, "006A", NOW - timedelta(hours=2), name=HOSTILE_NAME, Hearing_Notes__c="short")
-    rt = live(s, sqlite_store, crm)
-    sync(rt, crm)
+    rt = synced(s, sqlite_store, crm)
     with runtime.activate(rt):
         figures = worker.notify(at=NOW.isoformat())
     assert figures["sent"] == 1
@@ -84,7 +73,7 @@ def test_a_failed_handoff_tells_its_sender_what_to_fix_with_a_link_and_nothing_p
         again = worker.notify(at=(NOW + timedelta(minutes=5)).isoformat())
     assert again["sent"] == 0 and again["already"] == 1
     assert len(workspace.messages) == 1
-    assert _ledger(sqlite_store) == [("failed", "person:IS1", "sent", "slack", "")]
+    assert ledger_rows(sqlite_store) == [("failed", "person:IS1", "sent", "slack", "")]
 
 
 def test_a_sender_who_fixes_part_of_it_hears_what_is_left_and_quiet_hours_wait(
@@ -97,8 +86,7 @@ def test_a_sender_who_fixes_part_of_it_hears_what_is_left_and_quiet_hours_wait(
     s = notify_settings(settings, RULES % {"managers": channels.managers}, slack_url=slack.base_url)
     crm = new_crm(s)
     handoff(crm, "006A", NOW - timedelta(hours=2))
-    rt = live(s, sqlite_store, crm)
-    sync(rt, crm)
+    rt = synced(s, sqlite_store, crm)
     evening = at(NOW.date(), 20, 30)
     with runtime.activate(rt):
         assert worker.notify(at=evening.isoformat())["deferred"] == 1
@@ -162,8 +150,7 @@ def test_slas_warn_the_receiver_then_tell_the_manager_or_the_fallback_channel(
     handoff(crm, "006B1", at(PREV, 9, 30), to="FS1")  # FS1's manager: FSM
     handoff(crm, "006B2", at(PREV, 9, 30), to="FS2")  # no manager: the managers channel
     handoff(crm, "006OK", at(PREV, 9, 30), to="FS1", FS_Accepted_At__c=at(PREV, 11, 0).isoformat())
-    rt = live(s, sqlite_store, crm)
-    sync(rt, crm)
+    rt = synced(s, sqlite_store, crm)
     with runtime.activate(rt):
         figures = worker.notify(at=NOW.isoformat())
     assert figures["sent"] == 4 and figures["failed"] == 0
@@ -213,8 +200,7 @@ def test_the_fs_meeting_recording_goes_back_to_the_is_and_mk_people_behind_the_d
         FS_Acceptance__c="Rejected",
         FS_Reject_Reason__c="予算未確定 (no budget yet)",
     )
-    rt = live(s, sqlite_store, crm)
-    sync(rt, crm)
+    rt = synced(s, sqlite_store, crm)
     recording = {
         "event": "recording.completed",
         "event_ts": 1,

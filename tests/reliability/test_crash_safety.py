@@ -8,16 +8,13 @@ values and CRM contents must be equal, and no CRM record may have been written m
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from tests.reliability.crash_support import EndState, Pipeline
-from tests.services import POSTGRES_URL
+from tests.services import fresh_database
 
 POINTS = [
     "sync.committed",  # records and their owed judging committed; detection not yet run
@@ -41,14 +38,8 @@ def clean(tmp_path_factory: pytest.TempPathFactory, redis_url_module: str) -> It
 @pytest.fixture
 def fresh_postgres() -> Iterator[str]:
     """A new, empty PostgreSQL database for one pipeline, dropped afterwards."""
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    name = f"tasuki_crash_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_database("tasuki_crash") as url:
+        yield url
 
 
 CASES = [("sqlite", p) for p in POINTS] + [
