@@ -96,8 +96,9 @@ class RateLimits:
         """The windows for a tier name of :data:`TIERS`."""
         try:
             t = TIERS[tier]
-        except KeyError:
-            raise ValueError(f"unknown HubSpot tier {tier!r}; known: {', '.join(TIERS)}") from None
+        except KeyError as exc:
+            known = ", ".join(TIERS)
+            raise ValueError(f"unknown HubSpot tier {tier!r}; known: {known}") from exc
         return cls(
             burst=Window("burst", t.burst, BURST_SECONDS * WINDOW_MARGIN),
             search=Window("search", t.search_per_second, 1.0 * WINDOW_MARGIN),

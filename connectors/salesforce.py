@@ -289,9 +289,9 @@ class SalesforceConnector:
         try:
             login = self.auth.login(self._http, self.options.domain, self.options.api_version)
         except SalesforceError as exc:
-            raise CrmAuthError(f"Salesforce login refused: {exc}", status=401) from None
+            raise CrmAuthError(f"Salesforce login refused: {exc}", status=401) from exc
         except (requests.Timeout, requests.ConnectionError) as exc:
-            raise CrmUnavailable(f"Salesforce login failed: {type(exc).__name__}") from None
+            raise CrmUnavailable(f"Salesforce login failed: {type(exc).__name__}") from exc
         self._client = Salesforce(
             session_id=login.session_id.get_secret_value(),
             instance_url=login.instance_url,
@@ -315,13 +315,13 @@ class SalesforceConnector:
                     log.info("Salesforce session expired; signing in again")
                     self._client = None
                     continue
-                raise crm_error(exc) from None
+                raise crm_error(exc) from exc
             except SalesforceError as exc:
-                raise crm_error(exc) from None
+                raise crm_error(exc) from exc
             except requests.Timeout as exc:
-                raise CrmUnavailable(f"Salesforce timed out: {type(exc).__name__}") from None
+                raise CrmUnavailable(f"Salesforce timed out: {type(exc).__name__}") from exc
             except requests.ConnectionError as exc:
-                raise CrmUnavailable(f"Salesforce unreachable: {type(exc).__name__}") from None
+                raise CrmUnavailable(f"Salesforce unreachable: {type(exc).__name__}") from exc
         raise AssertionError("unreachable")
 
     @staticmethod

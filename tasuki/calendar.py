@@ -120,8 +120,8 @@ class BusinessCalendar:
         assert self.country is not None
         try:
             found = holidays_pkg.country_holidays(self.country, years=year)
-        except NotImplementedError:
-            raise ValueError(f"unknown holiday country {self.country!r}") from None
+        except NotImplementedError as exc:
+            raise ValueError(f"unknown holiday country {self.country!r}") from exc
         return set(found.keys())
 
     def _ensure(self, first: int, last: int) -> None:

@@ -124,7 +124,7 @@ class SharedLimiter:
         try:
             wait_ms = int(self._acquire(keys=keys, args=args))
         except redis.RedisError as exc:
-            raise CrmUnavailable(f"rate limiter unreachable: {type(exc).__name__}") from None
+            raise CrmUnavailable(f"rate limiter unreachable: {type(exc).__name__}: {exc}") from exc
         return wait_ms / 1000
 
     def acquire(self, windows: Sequence[Window], *, timeout: float = 600.0) -> None:
@@ -149,7 +149,7 @@ class SharedLimiter:
         try:
             left = int(self._pause(keys=[self._key("pause")], args=[max(1, round(seconds * 1000))]))
         except redis.RedisError as exc:
-            raise CrmUnavailable(f"rate limiter unreachable: {type(exc).__name__}") from None
+            raise CrmUnavailable(f"rate limiter unreachable: {type(exc).__name__}: {exc}") from exc
         return left / 1000
 
 

@@ -149,11 +149,11 @@ def loads(text: str, file: str) -> Located:
     try:
         node = loader.get_single_node()
     except _TooLarge as exc:
-        raise ConfigError([Problem(file, exc.line, exc.column, str(exc))]) from None
+        raise ConfigError([Problem(file, exc.line, exc.column, str(exc))]) from exc
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise ConfigError([Problem(file, line, col, f"YAML syntax: {exc.problem}")]) from None
+        raise ConfigError([Problem(file, line, col, f"YAML syntax: {exc.problem}")]) from exc
     finally:
         loader.dispose()
     out.data = {} if node is None else _convert(node, (), out, problems)
@@ -168,9 +168,9 @@ def load(path: str | Path) -> Located:
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError([Problem(str(p), 1, 1, f"cannot read: {exc.strerror}")]) from None
-    except UnicodeDecodeError:
-        raise ConfigError([Problem(str(p), 1, 1, "not UTF-8 text")]) from None
+        raise ConfigError([Problem(str(p), 1, 1, f"cannot read: {exc.strerror}")]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError([Problem(str(p), 1, 1, "not UTF-8 text")]) from exc
     return loads(text, str(p))
 
 

@@ -162,7 +162,7 @@ def parse_events(body: bytes) -> list[Event]:
     try:
         data = load_json(body)
     except Refused as exc:
-        raise BadDelivery(str(exc)) from None
+        raise BadDelivery(str(exc)) from exc
     if not isinstance(data, list) or not data:
         raise BadDelivery("body is not a JSON array of events")
     if len(data) > MAX_EVENTS:

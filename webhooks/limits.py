@@ -72,8 +72,8 @@ def load_json(body: bytes) -> Any:
         data = json.loads(body, parse_constant=_no_constant, parse_float=_finite)
     except Refused:
         raise
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-        raise Refused("body is not JSON") from None
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise Refused("body is not JSON") from exc
     # Iterative, so a body just under the parser's own limit cannot exhaust the stack here.
     pending: list[tuple[Any, int]] = [(data, 1)]
     while pending:

@@ -107,7 +107,7 @@ def parse_notices(body: bytes) -> list[Work]:
     try:
         data = load_json(body)
     except Refused as exc:
-        raise BadNotices(str(exc)) from None
+        raise BadNotices(str(exc)) from exc
     if not isinstance(data, dict) or not isinstance(data.get("notices"), list):
         raise BadNotices('body must be an object with a "notices" list')
     if set(data) != {"notices"}:

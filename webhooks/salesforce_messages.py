@@ -95,7 +95,7 @@ def parse_outbound_message(body: bytes) -> OutboundMessage:
     except (DefusedXmlException, ParseError, ValueError, LookupError) as exc:
         # expat raises ValueError for a multi-byte encoding it cannot read, and the codec
         # registry LookupError for an unknown one (``<?xml encoding="x"?>``).
-        raise BadMessage(f"not acceptable XML: {type(exc).__name__}") from None
+        raise BadMessage(f"not acceptable XML: {type(exc).__name__}") from exc
     found = root.find(f".//{{{OUTBOUND_NS}}}notifications")
     if found is None:
         raise BadMessage("no notifications element")

@@ -27,7 +27,7 @@ def _period(rt_settings: object, period: str | None) -> str:
     try:
         kind_of(period)
     except ValueError as exc:
-        raise KpiUsageError(str(exc)) from None
+        raise KpiUsageError(str(exc)) from exc
     return period
 
 
@@ -79,7 +79,7 @@ def explain(kpi_id: str, person: str | None, period: str | None) -> None:
     try:
         ex = kpis.explain(rt.store, rt.settings, kpi_id, p, person)
     except KeyError as exc:
-        raise KpiUsageError(str(exc.args[0])) from None
+        raise KpiUsageError(str(exc.args[0])) from exc
     kpi = ex.kpi
     who = person or "the whole org"
     fig = "–" if ex.value is None else (f"{ex.value:.1%}" if kpi.is_ratio else f"{ex.value:,.2f}")

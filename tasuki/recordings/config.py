@@ -138,4 +138,4 @@ def load_recordings_config(settings: Settings) -> RecordingsConfig:
     try:
         return RecordingsConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(problems_from_validation(doc, exc)) from None
+        raise ConfigError(problems_from_validation(doc, exc)) from exc
