@@ -25,10 +25,10 @@ from enum import Enum
 from typing import Any
 
 from sqlalchemy import and_, delete, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from tasuki.store.models import OwedWork, utcnow
+from tasuki.store.upsert import dialect_insert
 
 
 class Owed(str, Enum):
@@ -91,8 +91,7 @@ def owe(
     ]
     if not rows:
         return 0
-    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    stmt = module.insert(OwedWork)
+    stmt = dialect_insert(session, OwedWork)
     stmt = stmt.on_conflict_do_update(
         index_elements=["kind", "object", "record_id"],
         set_={

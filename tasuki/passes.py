@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from rq import Queue
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
+from rq.utils import as_text
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -94,7 +95,7 @@ def one_at_a_time(queue: Queue, name: str, abandoned_after: float) -> Iterator[b
     held = bool(conn.eval(_TAKE, 1, key, me, ttl_ms, ""))
     if not held:
         holder = conn.get(key)
-        found = "" if holder is None else _text(holder)
+        found = "" if holder is None else as_text(holder)
         # A job RQ runs again after its worker died keeps its id: its own lock is not a rival's.
         if not found or found == me or not runs(queue, found, abandoned_after):
             held = bool(conn.eval(_TAKE, 1, key, me, ttl_ms, found))
@@ -112,7 +113,7 @@ def _in_flight(queue: Queue, since: datetime, abandoned_after: float) -> list[Jo
     ids = set(registry.get_job_ids(cleanup=False))
     # Taken off the queue, not yet marked started: RQ keeps them in an intermediate list.
     taken = queue.connection.lrange(queue.intermediate_queue_key, 0, -1)
-    ids |= {_text(i) for i in taken}
+    ids |= {as_text(i) for i in taken}
     found = []
     for job_id in ids:
         job = queue.fetch_job(job_id)
@@ -121,14 +122,10 @@ def _in_flight(queue: Queue, since: datetime, abandoned_after: float) -> list[Jo
         queued_at = job.enqueued_at
         if queued_at is None or _aware(queued_at) >= since:
             continue
-        if job.get_status() == JobStatus.STARTED and not runs(queue, job_id, abandoned_after):
+        if job.get_status() == JobStatus.STARTED and not has_heartbeat(queue, job, abandoned_after):
             continue  # its worker died: recovery takes its work on
         found.append(job)
     return found
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _aware(at: datetime) -> datetime:

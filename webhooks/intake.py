@@ -35,7 +35,6 @@ from pydantic import SecretStr
 from rq import Queue
 from sqlalchemy import delete
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from tasuki import logs
@@ -44,6 +43,7 @@ from tasuki.owed import Owed, owe
 from tasuki.queue import enqueue_once, enqueue_sync, recording_key, sync_job_id
 from tasuki.store.db import Store
 from tasuki.store.models import Delivery
+from tasuki.store.upsert import dialect_insert
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +88,8 @@ def unavailable(exc: TasukiError | str) -> tuple[Response, int, dict[str, str]]:
 
 def _insert_new(session: Session, provider: str, ids: Sequence[str]) -> set[str]:
     """Insert the delivery ids not yet recorded; returns those that went in."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = (
-        insert(Delivery)
+        dialect_insert(session, Delivery)
         .on_conflict_do_nothing(index_elements=["provider", "delivery_id"])
         .returning(Delivery.delivery_id)
     )

@@ -10,7 +10,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Session
 
 
-def _insert(session: Session, model: type[DeclarativeBase]) -> Any:
+def dialect_insert(session: Session, model: type[DeclarativeBase]) -> Any:
+    """An ``INSERT`` into ``model`` in the session's dialect (both offer ``ON CONFLICT``)."""
     dialect = session.get_bind().dialect.name
     module = postgresql if dialect == "postgresql" else sqlite
     return module.insert(model)
@@ -26,7 +27,7 @@ def insert_ignore(
     if not rows:
         return 0
     stmt = (
-        _insert(session, model)
+        dialect_insert(session, model)
         .on_conflict_do_nothing(index_elements=conflict)
         .returning(literal_column("1"))
     )
@@ -45,7 +46,7 @@ def upsert(
     """Insert ``rows``; on a collision on ``conflict``, overwrite the ``update`` columns."""
     if not rows:
         return
-    stmt = _insert(session, model)
+    stmt = dialect_insert(session, model)
     stmt = stmt.on_conflict_do_update(
         index_elements=conflict, set_={c: getattr(stmt.excluded, c) for c in update}
     )

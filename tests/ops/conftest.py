@@ -4,7 +4,6 @@ worker → the store → write-back), for the run-history and metrics tests."""
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -22,8 +21,8 @@ from tasuki.ops.runs import METRICS_PREFIX
 from tasuki.queue import job_queue
 from tasuki.settings import Settings
 from tasuki.store.db import Store
+from tests.notices import deliver_pending
 from webhooks import create_app
-from webhooks.local import signed_headers
 
 SPEC = OrgSpec(seed=11, leads=60, until=date(2026, 11, 20))
 METRICS_TOKEN = "metrics-token-for-the-tests-7f3a"
@@ -45,24 +44,7 @@ class Pipeline:
 
 def deliver(pipeline: Pipeline) -> int:
     """POST every pending change notice of the CRM, signed, 100 to a request; the requests."""
-    posts = 0
-    with pipeline.app.test_client() as client:
-        while batch := pipeline.crm.pending_notices(100):
-            body = json.dumps(
-                {
-                    "notices": [
-                        {"id": f"local:{seq}", "object": o, "record_ids": [r], "changed_by": by}
-                        for seq, o, r, by in batch
-                    ]
-                }
-            ).encode()
-            resp = client.post(
-                "/webhooks/local", data=body, headers=signed_headers(WEBHOOK_SECRET, body)
-            )
-            assert resp.status_code == 200, resp.get_data(as_text=True)
-            pipeline.crm.mark_delivered([b[0] for b in batch])
-            posts += 1
-    return posts
+    return deliver_pending(pipeline.app, pipeline.crm, WEBHOOK_SECRET).requests
 
 
 def work(queue: Queue) -> None:

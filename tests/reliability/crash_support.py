@@ -33,8 +33,8 @@ from tasuki.settings import Settings, builtin_path, load_settings
 from tasuki.store.db import Store, open_store
 from tasuki.store.models import Handoff, KpiValue, Verdict, WriteIntent
 from tasuki.testhooks import PAUSE_AT, PAUSE_DIR
+from tests.notices import deliver_pending
 from webhooks import create_app
-from webhooks.local import signed_headers
 
 TASUKI = str(Path(sys.executable).with_name("tasuki"))
 SECRET = "crash-test-secret"
@@ -109,24 +109,7 @@ class Pipeline:
 
     def deliver(self) -> int:
         """POST the CRM's pending change notices, signed, as the CRM would; returns how many."""
-        sent = 0
-        with self.app.test_client() as client:
-            while batch := self.crm.pending_notices(100):
-                body = json.dumps(
-                    {
-                        "notices": [
-                            {"id": f"local:{s}", "object": o, "record_ids": [r], "changed_by": b}
-                            for s, o, r, b in batch
-                        ]
-                    }
-                ).encode()
-                answer = client.post(
-                    "/webhooks/local", data=body, headers=signed_headers(SECRET, body)
-                )
-                assert answer.status_code == 200, answer.get_data(as_text=True)
-                self.crm.mark_delivered([s for s, *_ in batch])
-                sent += len(batch)
-        return sent
+        return deliver_pending(self.app, self.crm, SECRET).notices
 
     def _worker(self, pause_at: str | None) -> subprocess.Popen[bytes]:
         env = {**os.environ, **self.env}
