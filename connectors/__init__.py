@@ -1,9 +1,9 @@
-"""Connectors: one module per system, all speaking :class:`connectors.base.Connector`.
+"""Connectors: one module per system, all speaking :class:`tasuki.crm.Connector`.
 
 ``connector_for(settings)`` is the one place a connector is chosen and built.
 """
 
-from connectors.base import (
+from tasuki.crm import (
     CallCounter,
     ChangePage,
     Connector,

@@ -52,7 +52,9 @@ from hubspot import HubSpot
 from pydantic import SecretStr
 from urllib3.util.retry import Retry
 
-from connectors.base import (
+from connectors.hubspot_api import Answer, HubSpotApi, RateLimits
+from connectors.hubspot_changes import Cursor, cut, lastmod_property, modified_ms, to_ms
+from tasuki.crm import (
     CallCounter,
     ChangePage,
     FieldChange,
@@ -60,8 +62,6 @@ from connectors.base import (
     RecordWrite,
     WriteResult,
 )
-from connectors.hubspot_api import Answer, HubSpotApi, RateLimits
-from connectors.hubspot_changes import Cursor, cut, lastmod_property, modified_ms, to_ms
 from tasuki.errors import ConfigError, CrmAuthError, CrmRequestError
 from tasuki.ratelimit import DailyBudget, SharedLimiter
 from tasuki.settings import Settings

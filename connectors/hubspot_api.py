@@ -33,8 +33,9 @@ from hubspot.crm.pipelines.exceptions import ApiException as PipelinesApiExcepti
 from hubspot.crm.properties.exceptions import ApiException as PropertiesApiException
 from hubspot.oauth.exceptions import ApiException as OauthApiException
 
-from connectors.base import CallCounter
+from tasuki.crm import CallCounter
 from tasuki.errors import CrmError, CrmRateLimited, CrmUnavailable, crm_error_for_status
+from tasuki.providers import TIERS
 from tasuki.ratelimit import DailyBudget, SharedLimiter, Window
 
 API_EXCEPTIONS: tuple[type[Exception], ...] = (
@@ -58,29 +59,6 @@ RETRY_WAITS = (0.5, 1.0, 2.0, 4.0, 8.0)
 
 MAX_RATE_LIMIT_RETRIES = 20
 """429s of the burst or search policy one call may meet before it gives up."""
-
-
-@dataclass(frozen=True)
-class Tier:
-    """An account's API allowance."""
-
-    burst: int
-    """Calls per rolling 10 seconds."""
-    daily: int | None
-    """Calls per day (``None``: no daily limit, as for OAuth apps)."""
-    search_per_second: int = 5
-
-
-TIERS: dict[str, Tier] = {
-    "free": Tier(100, 250_000),
-    "starter": Tier(100, 250_000),
-    "professional": Tier(190, 650_000),
-    "enterprise": Tier(190, 1_000_000),
-    "api_limit_increase": Tier(250, 1_650_000),
-    "oauth": Tier(110, None),
-}
-"""Private-app limits by subscription (HubSpot's API usage guidelines); ``oauth`` is a public
-app's limit per installed account. ``api_limit_increase`` assumes one pack on Professional."""
 
 
 @dataclass(frozen=True)

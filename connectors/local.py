@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from connectors.base import (
+from tasuki.crm import (
     CallCounter,
     ChangePage,
     FieldChange,

@@ -48,14 +48,6 @@ from simple_salesforce.exceptions import SalesforceError, SalesforceExpiredSessi
 from simple_salesforce.format import format_soql
 from simple_salesforce.util import exception_handler
 
-from connectors.base import (
-    CallCounter,
-    ChangePage,
-    FieldChange,
-    RawRecord,
-    RecordWrite,
-    WriteResult,
-)
 from connectors.salesforce_auth import (
     Domain,
     ExistingSession,
@@ -76,6 +68,14 @@ from connectors.salesforce_records import (
     raw_record,
     save_result,
     unique,
+)
+from tasuki.crm import (
+    CallCounter,
+    ChangePage,
+    FieldChange,
+    RawRecord,
+    RecordWrite,
+    WriteResult,
 )
 from tasuki.errors import (
     ConfigError,
@@ -201,7 +201,7 @@ def _is_expired(exc: SalesforceExpiredSession) -> bool:
 
 
 class SalesforceConnector:
-    """tasuki's connector to one Salesforce org (connectors.base.Connector, BulkWriter and
+    """tasuki's connector to one Salesforce org (tasuki.crm.Connector, BulkWriter and
     BulkUpserter)."""
 
     system = "salesforce"

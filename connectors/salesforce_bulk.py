@@ -24,8 +24,8 @@ from typing import Any, Protocol
 
 import requests
 
-from connectors.base import RecordWrite, WriteResult
 from connectors.salesforce_records import bulk_error
+from tasuki.crm import RecordWrite, WriteResult
 from tasuki.errors import CrmUnavailable
 
 NULL = "#N/A"

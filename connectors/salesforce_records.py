@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from connectors.base import FieldChange, RawRecord, WriteResult
+from tasuki.crm import FieldChange, RawRecord, WriteResult
 
 T = TypeVar("T")
 

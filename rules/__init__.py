@@ -10,7 +10,7 @@ types registered by YAML name), :mod:`rules.expressions` (the bounded language o
 """
 
 from rules.engine import Rulebook, RuleResult, RuleStatus, load_rulebook
-from rules.verdict import Artifact, HandoffContext, Outcome, Severity, Verdict, Violation
+from tasuki.verdicts import Artifact, HandoffContext, Outcome, Severity, Verdict, Violation
 
 __all__ = [
     "Artifact",

@@ -22,9 +22,9 @@ from rich.table import Table
 from rules.engine import RuleStatus, load_rulebook
 from rules.schema import normalize_boundary
 from rules.testcases import CaseResult, load_test_file, run_test_file
-from rules.verdict import Outcome
 from tasuki.configure import CONFIG_FILE
 from tasuki.errors import ConfigError
+from tasuki.verdicts import Outcome
 
 _OUTCOME_STYLE = {Outcome.PASSED: "green", Outcome.WARNED: "yellow", Outcome.FAILED: "red"}
 _STATUS_STYLE = {

@@ -29,9 +29,9 @@ from pathlib import Path
 
 from rules.checks import Check
 from rules.schema import Rule, RuleSet, normalize_boundary, parse_rules_file, written_rule_ids
-from rules.verdict import HandoffContext, Outcome, Severity, Verdict, Violation
 from tasuki.calendar import BusinessCalendar
 from tasuki.errors import ConfigError, Problem
+from tasuki.verdicts import HandoffContext, Outcome, Severity, Verdict, Violation
 from tasuki.yamlsource import load
 
 _PASSED = Verdict(Outcome.PASSED, 100, ())

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from rules.checks import Check, CheckParser
-from rules.verdict import Severity, Violation
 from tasuki.errors import Problem
+from tasuki.verdicts import Severity, Violation
 from tasuki.yamlsource import Located
 
 BOUNDARY_RE = re.compile(r"^(MK|IS|FS|CS)\s*(?:→|->)\s*(MK|IS|FS|CS)$")

@@ -33,10 +33,10 @@ from typing import Any
 from rules.engine import Rulebook, load_rulebook
 from rules.schema import normalize_boundary
 from rules.values import to_instant
-from rules.verdict import Artifact, HandoffContext, Outcome, Verdict
 from tasuki.calendar import BusinessCalendar
 from tasuki.errors import ConfigError, Problem
 from tasuki.settings import resolve_ref
+from tasuki.verdicts import Artifact, HandoffContext, Outcome, Verdict
 from tasuki.yamlsource import Located, load
 
 CASE_KEYS = ("name", "boundary", "object", "handed_at", "now", "record", "related", "artifacts")

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from rules.verdict import HandoffContext
 from tasuki.calendar import BusinessCalendar
+from tasuki.verdicts import HandoffContext
 
 HANDOFF_AT = "handoff.at"
 NOW = "now"

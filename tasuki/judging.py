@@ -9,13 +9,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from rules.verdict import Verdict as RuleVerdict
 from tasuki.handoffs import contexts_for, detect, unknown_owners
 from tasuki.owed import Owed, owe, owed, settle
 from tasuki.runtime import Runtime
 from tasuki.store.models import Handoff, Record, Verdict, Violation, utcnow
 from tasuki.sync import sync_people
 from tasuki.testhooks import checkpoint
+from tasuki.verdicts import Verdict as RuleVerdict
 from tasuki.writeback import DesiredValue
 
 VIOLATIONS_TEXT_LIMIT = 4000

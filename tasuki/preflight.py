@@ -25,7 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from tasuki.errors import ConfigError, Problem
-from tasuki.providers import HubSpotSettings, SalesforceSettings, missing, unusable
+from tasuki.providers import (
+    RECEIVER_SECRETS,
+    HubSpotSettings,
+    SalesforceSettings,
+    missing,
+    unusable,
+)
 from tasuki.settings import (
     Config,
     Settings,
@@ -275,9 +281,6 @@ def crm_problems(settings: Settings) -> list[Problem]:
 def receiver_problems(settings: Settings) -> list[Problem]:
     """The secrets and URLs of the receivers in use: ``/webhooks/local`` always, the CRM's own,
     and each one ``receivers:`` lists."""
-    from webhooks.miitel import TOKEN_NAME
-    from webhooks.zoom import SECRET_NAME as ZOOM_SECRET_NAME
-
     crm = settings.config.crm
     needed: list[tuple[str, bool, str]] = [
         (
@@ -307,9 +310,8 @@ def receiver_problems(settings: Settings) -> list[Problem]:
                 "crm is hubspot: its signatures cover the URL HubSpot calls",
             ),
         ]
-    secrets = {"miitel": TOKEN_NAME, "zoom": ZOOM_SECRET_NAME}
     for receiver in settings.config.receivers:
-        name = secrets[receiver]
+        name = RECEIVER_SECRETS[receiver]
         needed.append((name, settings.secret(name) is not None, f"receivers lists {receiver}"))
     return [missing(variable, why) for variable, present, why in needed if not present]
 

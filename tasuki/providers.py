@@ -27,6 +27,36 @@ ENVIRONMENT = "environment"
 """The "file" of problems found in environment variables."""
 
 
+@dataclass(frozen=True)
+class Tier:
+    """An account's API allowance."""
+
+    burst: int
+    """Calls per rolling 10 seconds."""
+    daily: int | None
+    """Calls per day (``None``: no daily limit, as for OAuth apps)."""
+    search_per_second: int = 5
+
+
+TIERS: dict[str, Tier] = {
+    "free": Tier(100, 250_000),
+    "starter": Tier(100, 250_000),
+    "professional": Tier(190, 650_000),
+    "enterprise": Tier(190, 1_000_000),
+    "api_limit_increase": Tier(250, 1_650_000),
+    "oauth": Tier(110, None),
+}
+"""Private-app limits by subscription (HubSpot's API usage guidelines); ``oauth`` is a public
+app's limit per installed account. ``api_limit_increase`` assumes one pack on Professional."""
+
+
+RECEIVER_SECRETS: dict[str, str] = {
+    "miitel": "TASUKI_MIITEL_TOKEN",
+    "zoom": "TASUKI_ZOOM_SECRET_TOKEN",
+}
+"""The secret each optional receiver (``receivers:`` in tasuki.yaml) checks deliveries with."""
+
+
 def missing(variable: str, why: str) -> Problem:
     """The problem of an unset variable: ``environment:1:1: VARIABLE is not set: why``."""
     return Problem(ENVIRONMENT, 1, 1, f"{variable} is not set: {why}")
@@ -172,8 +202,6 @@ class HubSpotSettings(_FromEnv):
     def login_problems(self) -> list[Problem]:
         """What stops the sign-in: the access token, or each OAuth variable missing once the
         client id or refresh token says an OAuth app is meant; an unknown tier."""
-        from connectors.hubspot_api import TIERS
-
         problems = []
         if self.tier not in TIERS:
             problems.append(

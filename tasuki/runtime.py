@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import redis
 
-from connectors.base import Connector
+from tasuki.crm import Connector
 from tasuki.settings import Settings, load_settings
 from tasuki.store.db import Store, open_store
 

@@ -34,7 +34,7 @@ from pydantic import (
 )
 
 from tasuki.errors import ConfigError, Problem
-from tasuki.notify.settings import SlackSettings, SmtpSettings, smtp_from_env
+from tasuki.messaging import SlackSettings, SmtpSettings, smtp_from_env
 from tasuki.providers import HubSpotSettings, SalesforceSettings
 from tasuki.yamlsource import Located, load, problems_from_validation
 

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from connectors.base import RawRecord
+from tasuki.crm import RawRecord
 from tasuki.mapping import Mapper, crm_holds
 from tasuki.owed import Owed, owe, owed, settle
 from tasuki.queue import current_job_id

@@ -27,7 +27,7 @@ from typing import Any, Protocol, runtime_checkable
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from connectors.base import Connector, RawRecord, RecordWrite, WriteResult
+from tasuki.crm import Connector, RawRecord, RecordWrite, WriteResult
 from tasuki.mapping import Mapper, crm_holds, ledger_value
 from tasuki.settings import Config
 from tasuki.store.db import Store

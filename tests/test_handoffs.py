@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import select
 
 import worker
-from connectors.base import RecordWrite
 from connectors.local import LocalCrm
 from tasuki import runtime
+from tasuki.crm import RecordWrite
 from tasuki.demo.org import define_schema
 from tasuki.queue import connect
 from tasuki.settings import Settings

@@ -17,9 +17,9 @@ from flask.testing import FlaskClient
 from rq import Queue
 from sqlalchemy import func, select
 
-from connectors.base import FieldChange
 from connectors.local import LocalCrm
 from tasuki import runtime
+from tasuki.crm import FieldChange
 from tasuki.demo.org import OrgSpec, generate
 from tasuki.errors import CrmUnavailable
 from tasuki.queue import connect, job_queue

@@ -16,13 +16,14 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from tasuki.providers import RECEIVER_SECRETS
 from tasuki.recordings import miitel
 from tasuki.recordings.capture import compact, first
 from tasuki.recordings.config import load_recordings_config
 from tasuki.settings import Settings
 from webhooks.limits import MAX_DELIVERY_ID, Refused, id_problem, load_json, same_secret
 
-TOKEN_NAME = "TASUKI_MIITEL_TOKEN"
+TOKEN_NAME = RECEIVER_SECRETS["miitel"]
 
 Accept = Callable[[str, str, str, dict[str, Any]], bool]
 """The shared intake: (provider, delivery id, job function, job kwargs) → queued (False when the

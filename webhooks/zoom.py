@@ -18,13 +18,14 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from tasuki.providers import RECEIVER_SECRETS
 from tasuki.recordings import zoom
 from tasuki.recordings.capture import compact
 from tasuki.recordings.config import load_recordings_config
 from tasuki.settings import Settings
 from webhooks.limits import MAX_DELIVERY_ID, Refused, id_problem, load_json
 
-SECRET_NAME = "TASUKI_ZOOM_SECRET_TOKEN"
+SECRET_NAME = RECEIVER_SECRETS["zoom"]
 MAX_PLAIN_TOKEN = 200
 """Longest ``plainToken`` answered (Zoom sends 22 characters)."""
 

@@ -19,11 +19,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
-from rules.durations import Duration, parse_duration
 from rules.values import HANDOFF_AT, INSTANT_NAMES, NOW, FieldRef, InstantRef
-from rules.verdict import HandoffContext
 from tasuki.calendar import BusinessCalendar
+from tasuki.durations import Duration, parse_duration
 from tasuki.errors import Problem
+from tasuki.verdicts import HandoffContext
 from tasuki.yamlsource import Located
 
 YamlPath = tuple[str | int, ...]

@@ -14,8 +14,8 @@ from typing import Any
 
 from rules.checks.base import Check, CheckParser, YamlPath, register
 from rules.values import FieldRef, is_empty, same_value, shown, to_number
-from rules.verdict import HandoffContext
 from tasuki.calendar import BusinessCalendar
+from tasuki.verdicts import HandoffContext
 
 
 @register("required", "not_empty")

@@ -17,8 +17,8 @@ from typing import Any
 from rules.checks.base import Check, CheckParser, YamlPath, register
 from rules.expressions import EXPRESSION_ERRORS, BoundedEvaluator, Record, TooCostly, examine
 from rules.values import HANDOFF_AT
-from rules.verdict import HandoffContext
 from tasuki.calendar import BusinessCalendar
+from tasuki.verdicts import HandoffContext
 
 
 @dataclass(frozen=True, slots=True)

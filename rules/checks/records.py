@@ -1,7 +1,7 @@
 """Checks beyond the record's own fields: an artifact attached, a related record.
 
 ``artifact``: a call or meeting recording linked to the record. It is satisfied by an
-:class:`~rules.verdict.Artifact` of an allowed ``kind`` (on an allowed host, when ``hosts`` is
+:class:`~tasuki.verdicts.Artifact` of an allowed ``kind`` (on an allowed host, when ``hosts`` is
 given) whose time falls in the window around the handoff (``before`` / ``after``, each side
 unbounded when not given), or, with ``url_field``, by that field holding a URL on an allowed
 host: CRMs often carry the recording link (MiiTel, Zoom) in a field instead.
@@ -19,10 +19,10 @@ from typing import Any
 
 from rules.checks.base import Check, CheckParser, YamlPath, register
 from rules.checks.fields import parse_hosts, url_problem
-from rules.durations import Duration
 from rules.values import FieldRef, is_empty
-from rules.verdict import HandoffContext
 from tasuki.calendar import BusinessCalendar
+from tasuki.durations import Duration
+from tasuki.verdicts import HandoffContext
 
 ARTIFACT_KINDS = ("call", "meeting")
 """Kinds of recording the pipeline links to records."""

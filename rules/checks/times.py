@@ -20,10 +20,10 @@ from datetime import datetime
 from typing import Any
 
 from rules.checks.base import Check, CheckParser, YamlPath, register
-from rules.durations import Duration
 from rules.values import HANDOFF_AT, InstantRef
-from rules.verdict import HandoffContext
 from tasuki.calendar import BusinessCalendar
+from tasuki.durations import Duration
+from tasuki.verdicts import HandoffContext
 
 
 def _hm(seconds: float) -> str:

@@ -12,8 +12,8 @@
     mail         SMTP (plain, STARTTLS, TLS), the server's reply kept
     sweep        one pass: find, claim, route, send, record (the ``notify`` job)
     agenda       the handoff meeting's agenda to its channel and mailing list
-    settings     TASUKI_SLACK_* and TASUKI_SMTP_* (read by tasuki.settings)
     cli          ``tasuki notify [--dry-run]``, ``tasuki notify check``
 
-Nothing is imported here: :mod:`tasuki.settings` reads :mod:`tasuki.notify.settings`.
+Nothing is imported here. The Slack and SMTP settings (``TASUKI_SLACK_*``, ``TASUKI_SMTP_*``)
+live in the core, :mod:`tasuki.messaging`, because :mod:`tasuki.settings` reads them.
 """

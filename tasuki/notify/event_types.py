@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from rules.durations import parse_duration
+from tasuki.durations import parse_duration
 
 BUSINESS_HOURS = "business_hours"
 ANY_TIME = "any_time"

@@ -25,7 +25,6 @@ from sqlalchemy.orm import selectinload
 from rules.checks import Check
 from rules.checks.times import Sla
 from rules.schema import Rule, RuleSet
-from rules.verdict import HandoffContext
 from tasuki.calendar import BusinessCalendar
 from tasuki.handoffs import contexts_for
 from tasuki.judging import SLA_SWEEP_WINDOW
@@ -39,6 +38,7 @@ from tasuki.notify.message import Line, Link, Message
 from tasuki.notify.scene import Finder, Occurrence, Scene, span
 from tasuki.notify.schema import NotificationRule
 from tasuki.store.models import Handoff, Recording, Verdict
+from tasuki.verdicts import HandoffContext
 
 RECENT = timedelta(days=30)
 """How far back the finders look for handoffs and recordings (each rule's ``max_age`` then

@@ -25,10 +25,10 @@ from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 
+from tasuki.messaging import SmtpSettings
 from tasuki.notify.ledger import Status
 from tasuki.notify.message import Mail
 from tasuki.notify.outcome import Outcome
-from tasuki.notify.settings import SmtpSettings
 
 TIMEOUT_SECONDS = 30
 """How long one SMTP command may take before the server counts as gone."""

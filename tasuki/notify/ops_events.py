@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 import redis
 from sqlalchemy import select
 
-from rules.durations import parse_duration
+from tasuki.durations import parse_duration
 from tasuki.notify.event_types import PartialOptions, RejectionOptions, SyncStaleOptions
 from tasuki.notify.ledger import Status
 from tasuki.notify.message import Line, Message

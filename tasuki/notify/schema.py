@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from rules.durations import Duration, parse_duration
+from tasuki.durations import Duration, parse_duration
 from tasuki.errors import ConfigError, Problem
 from tasuki.notify.event_types import (
     ANY_TIME,

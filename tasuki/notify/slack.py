@@ -36,9 +36,9 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from sqlalchemy import select
 
+from tasuki.messaging import SlackSettings
 from tasuki.notify.ledger import Status
 from tasuki.notify.outcome import Outcome
-from tasuki.notify.settings import SlackSettings
 from tasuki.store.db import Store
 from tasuki.store.models import SlackUser, utcnow
 from tasuki.store.upsert import upsert

@@ -13,10 +13,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from rules.verdict import Artifact
 from tasuki.recordings.store import artifacts_for
 from tasuki.settings import Config
 from tasuki.store.models import Handoff, Person, Record, Verdict
+from tasuki.verdicts import Artifact
 
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Hearing notes", ("hearing_notes", "inquiry")),

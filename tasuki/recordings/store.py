@@ -14,10 +14,10 @@ from enum import Enum
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
-from rules.verdict import Artifact
 from tasuki.recordings.capture import Capture
 from tasuki.store.models import Recording
 from tasuki.store.upsert import insert_ignore
+from tasuki.verdicts import Artifact
 
 
 class Status(str, Enum):

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from connectors.base import Connector, RecordWrite
 from connectors.local import CHANGE_PAGE_SIZE, LocalCrm
+from tasuki.crm import Connector, RecordWrite
 
 T0 = datetime(2026, 10, 1, 0, 0, tzinfo=UTC)
 

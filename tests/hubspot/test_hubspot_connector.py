@@ -11,9 +11,9 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from connectors.base import Connector, RecordWrite
 from connectors.hubspot import HubSpotConnector, HubSpotOptions, connector_from_settings
 from tasuki.cli import main
+from tasuki.crm import Connector, RecordWrite
 from tasuki.errors import (
     ConfigError,
     CrmAuthError,

@@ -10,9 +10,9 @@ import fakeredis
 import pytest
 import redis
 
-from connectors.base import RecordWrite, WriteResult
 from connectors.hubspot import HubSpotConnector
 from connectors.hubspot_api import RateLimits
+from tasuki.crm import RecordWrite, WriteResult
 from tasuki.ratelimit import SharedLimiter, Window
 from tests.hubspot.conftest import ConnectorFactory, EmulatorFactory
 

@@ -7,9 +7,9 @@ from dataclasses import replace
 
 from sqlalchemy import func, select
 
-from connectors.base import ChangePage
 from connectors.hubspot import HubSpotConnector
 from connectors.hubspot_changes import SEARCH_PAGE, Cursor, cut
+from tasuki.crm import ChangePage
 from tasuki.runtime import Runtime
 from tasuki.settings import Config, Settings
 from tasuki.store.db import Store

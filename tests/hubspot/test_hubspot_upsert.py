@@ -12,8 +12,8 @@ import pytest
 import redis
 from hubspot.crm.objects.exceptions import ApiException
 
-from connectors.base import RecordWrite, WriteResult
 from connectors.hubspot import HubSpotConnector, HubSpotOptions, _write_results
+from tasuki.crm import RecordWrite, WriteResult
 from tasuki.settings import Config
 from tasuki.store.db import Store
 from tasuki.writeback import DesiredValue, write_back

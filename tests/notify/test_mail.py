@@ -10,10 +10,10 @@ import pytest
 import trustme
 
 from tasuki.errors import ConfigError
+from tasuki.messaging import SmtpSettings, smtp_from_env
 from tasuki.notify.ledger import Status
 from tasuki.notify.mail import Mailer
 from tasuki.notify.message import Line, Link, Message, mail
-from tasuki.notify.settings import SmtpSettings, smtp_from_env
 from tasuki.settings import load_settings
 from tests.notify.support import HOSTILE_NAME, Inbox, MailServer, free_port
 

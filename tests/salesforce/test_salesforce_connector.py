@@ -13,10 +13,10 @@ import requests
 from click.testing import CliRunner
 from pydantic import SecretStr
 
-from connectors.base import Connector, RecordWrite
 from connectors.salesforce import SalesforceConnector, SalesforceOptions, connector_from_settings
 from connectors.salesforce_records import ChangeCursor, bulk_error
 from tasuki.cli import main
+from tasuki.crm import Connector, RecordWrite
 from tasuki.errors import ConfigError, CrmAuthError, CrmRateLimited, CrmRequestError, CrmUnavailable
 from tasuki.providers import SalesforceSettings
 from tasuki.settings import Settings, builtin_path

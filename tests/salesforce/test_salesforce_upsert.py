@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import requests
 
-from connectors.base import Connector, RecordWrite, WriteResult
 from connectors.salesforce import API_VERSION, SalesforceConnector
 from connectors.salesforce_records import chunks
+from tasuki.crm import Connector, RecordWrite, WriteResult
 from tasuki.errors import CrmRequestError
 from tasuki.writeback import BulkUpserter
 from tests.salesforce.sf_emulator import INTEGRATION_USER, Org, RunningEmulator
