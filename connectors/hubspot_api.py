@@ -1,7 +1,9 @@
 """Every HubSpot call goes out through :class:`HubSpotApi`: rate limit, retries, error mapping.
 
 The calls themselves are hubspot-api-client's (its generated API classes, pointed at a
-configurable host); this module wraps each one:
+configurable host); this module wraps each one. One attempt (:meth:`HubSpotApi._attempt`) knows
+HubSpot's answers; which of them are tried again, how often and after what wait is one declared
+tenacity policy (:meth:`HubSpotApi._policy`):
 
 - before the call, one slot under the account's shared limits (:mod:`tasuki.ratelimit`): the
   burst window of the account's tier, plus the search window for search calls;
@@ -32,6 +34,7 @@ from hubspot.crm.owners.exceptions import ApiException as OwnersApiException
 from hubspot.crm.pipelines.exceptions import ApiException as PipelinesApiException
 from hubspot.crm.properties.exceptions import ApiException as PropertiesApiException
 from hubspot.oauth.exceptions import ApiException as OauthApiException
+from tenacity import RetryCallState, RetryError, Retrying, retry_if_exception_type
 
 from tasuki.crm import CallCounter
 from tasuki.errors import CrmError, CrmRateLimited, CrmUnavailable, crm_error_for_status
@@ -92,6 +95,31 @@ class Answer:
     headers: Mapping[str, str]
 
 
+class _Retryable(Exception):
+    """An answer the retry policy may try again: HubSpot's status and body."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(f"HubSpot answered {status}: {text[:200]}")
+        self.status = status
+        self.text = text
+
+
+class _Throttled(_Retryable):
+    """A 429 of the burst or search window; ``wait``: what HubSpot asked for."""
+
+    def __init__(self, status: int, text: str, wait: float) -> None:
+        super().__init__(status, text)
+        self.wait = wait
+
+
+class _Failed(_Retryable):
+    """A 5xx, a timeout or a dropped connection (status 0)."""
+
+
+class _Expired(_Retryable):
+    """A 401: the OAuth access token may have expired."""
+
+
 class HubSpotApi:
     """Sends calls built with hubspot-api-client under the shared limits, with retries."""
 
@@ -127,69 +155,126 @@ class HubSpotApi:
         self, kind: str, url: str, call: Callable[[float], Any], *, search: bool = False
     ) -> Answer:
         """Run ``call(timeout)`` (a client method called with ``_preload_content=False``) under
-        the limits, retrying what HubSpot asks to retry; counts every attempt as a ``kind`` call.
-        """
+        the limits, retrying what HubSpot asks to retry (:meth:`_policy`); counts every attempt
+        as a ``kind`` call."""
         windows = [self.limits.burst, self.limits.search] if search else [self.limits.burst]
-        failures = rate_limited = 0
-        refreshed = False
-        while True:
-            left = self.budget.remaining()
-            if left is not None and left[0] <= 0:
+        try:
+            for attempt in self._policy():
+                with attempt:
+                    return self._attempt(kind, url, call, windows, search=search)
+        except RetryError as exc:
+            last = exc.last_attempt.exception()
+            if isinstance(last, _Throttled):
                 raise CrmRateLimited(
-                    "HubSpot daily limit spent",
+                    f"HubSpot kept answering 429 ({exc.last_attempt.attempt_number} attempts): "
+                    f"{_message(last.text)}",
                     url=url,
-                    retry_after=self.budget.seconds_until_reset(),
-                )
-            self.limiter.acquire(windows)
-            self.calls.add(kind)
-            try:
-                response = call(self.timeout)
-                status, data, headers = response.status, response.data, response.headers
-                response.release_conn()
-            except API_EXCEPTIONS as exc:
-                status = int(getattr(exc, "status", 0) or 0)
-                data = getattr(exc, "body", None) or b""
-                headers = getattr(exc, "headers", None) or {}
-            except urllib3.exceptions.HTTPError as exc:
-                status, data, headers = 0, str(exc).encode(), {}
-            self._note_budget(headers)
-            if 200 <= status < 300:
-                return Answer(status, _json(data), headers)
-            text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
-            if status == 429:
-                body = _json(data) or {}
-                policy = str(body.get("policyName", "")) if isinstance(body, dict) else ""
-                if policy == "DAILY":
-                    wait = self.seconds_to_midnight()
-                    self.budget.exhaust(wait)
-                    raise CrmRateLimited(
-                        "HubSpot daily limit reached", url=url, body=text, retry_after=wait
-                    )
-                rate_limited += 1
+                    body=last.text,
+                    retry_after=10.0,
+                ) from last
+            if isinstance(last, _Failed):
+                raise CrmUnavailable(
+                    f"HubSpot unavailable after {exc.last_attempt.attempt_number} attempts: "
+                    f"{_message(last.text)}",
+                    url=url,
+                    status=last.status,
+                    body=last.text,
+                ) from last
+            assert isinstance(last, _Expired)
+            raise error_for(401, url, last.text) from last
+        raise AssertionError("tenacity ends with an answer or an error")  # pragma: no cover
+
+    def _policy(self) -> Retrying:
+        """The declared retry policy: a burst/search 429 is retried at once (the shared limiter
+        already holds every worker for HubSpot's wait) up to :data:`MAX_RATE_LIMIT_RETRIES`
+        times; a 5xx, timeout or dropped connection after :data:`RETRY_WAITS`; a 401 once, after
+        the OAuth token is refreshed. Anything else, and a 429 ``DAILY``, is not retried."""
+        counts = {_Throttled: 0, _Failed: 0, _Expired: 0}
+
+        def note(state: RetryCallState) -> None:
+            failure = state.outcome.exception() if state.outcome else None
+            if isinstance(failure, _Retryable):
+                counts[type(failure)] += 1
+
+        def stop(state: RetryCallState) -> bool:
+            return (
+                counts[_Throttled] > MAX_RATE_LIMIT_RETRIES
+                or counts[_Failed] > len(RETRY_WAITS)
+                or counts[_Expired] > (1 if self._refresh is not None else 0)
+            )
+
+        def wait(state: RetryCallState) -> float:
+            failure = state.outcome.exception() if state.outcome else None
+            if isinstance(failure, _Failed):
+                return RETRY_WAITS[min(counts[_Failed], len(RETRY_WAITS)) - 1]
+            return 0.0
+
+        def before_sleep(state: RetryCallState) -> None:
+            failure = state.outcome.exception() if state.outcome else None
+            if isinstance(failure, _Throttled):
                 self.retries["rate_limited"] += 1
-                if rate_limited > MAX_RATE_LIMIT_RETRIES:
-                    raise CrmRateLimited(
-                        "HubSpot kept answering 429", url=url, body=text, retry_after=10.0
-                    )
-                self.limiter.pause(_wait_from(headers, search=search))
-                continue
-            if status == 401 and self._refresh is not None and not refreshed:
-                refreshed = True
-                self._refresh()
-                continue
-            if status == 0 or status >= 500:
-                if failures >= len(RETRY_WAITS):
-                    raise CrmUnavailable(
-                        f"HubSpot unavailable after {failures + 1} attempts: {text[:200]}",
-                        url=url,
-                        status=status,
-                        body=text,
-                    )
+                self.limiter.pause(failure.wait)
+            elif isinstance(failure, _Failed):
                 self.retries["unavailable"] += 1
-                self._sleep(RETRY_WAITS[failures])
-                failures += 1
-                continue
-            raise error_for(status, url, text)
+            elif isinstance(failure, _Expired) and self._refresh is not None:
+                self._refresh()
+
+        return Retrying(
+            retry=retry_if_exception_type(_Retryable),
+            after=note,
+            stop=stop,
+            wait=wait,
+            before_sleep=before_sleep,
+            sleep=self._sleep,
+        )
+
+    def _attempt(
+        self,
+        kind: str,
+        url: str,
+        call: Callable[[float], Any],
+        windows: list[Window],
+        *,
+        search: bool,
+    ) -> Answer:
+        """One call under the daily budget and the shared windows; HubSpot's answer, or the
+        error saying whether it may be retried."""
+        left = self.budget.remaining()
+        if left is not None and left[0] <= 0:
+            raise CrmRateLimited(
+                "HubSpot daily limit spent", url=url, retry_after=self.budget.seconds_until_reset()
+            )
+        self.limiter.acquire(windows)
+        self.calls.add(kind)
+        try:
+            response = call(self.timeout)
+            status, data, headers = response.status, response.data, response.headers
+            response.release_conn()
+        except API_EXCEPTIONS as exc:
+            status = int(getattr(exc, "status", 0) or 0)
+            data = getattr(exc, "body", None) or b""
+            headers = getattr(exc, "headers", None) or {}
+        except urllib3.exceptions.HTTPError as exc:
+            status, data, headers = 0, str(exc).encode(), {}
+        self._note_budget(headers)
+        if 200 <= status < 300:
+            return Answer(status, _json(data), headers)
+        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
+        if status == 429:
+            body = _json(data) or {}
+            policy = str(body.get("policyName", "")) if isinstance(body, dict) else ""
+            if policy == "DAILY":
+                wait = self.seconds_to_midnight()
+                self.budget.exhaust(wait)
+                raise CrmRateLimited(
+                    "HubSpot daily limit reached", url=url, body=text, retry_after=wait
+                )
+            raise _Throttled(status, text, _wait_from(headers, search=search))
+        if status == 401:
+            raise _Expired(status, text)
+        if status == 0 or status >= 500:
+            raise _Failed(status, text)
+        raise error_for(status, url, text)
 
     def _note_budget(self, headers: Mapping[str, str]) -> None:
         remaining = _header(headers, "X-HubSpot-RateLimit-Daily-Remaining")
@@ -201,14 +286,18 @@ class HubSpotApi:
 
 def error_for(status: int, url: str, text: str) -> CrmError:
     """The tasuki error for a HubSpot error answer, with HubSpot's category and message."""
+    return crm_error_for_status(status)(
+        f"HubSpot answered {status}: {_message(text)}", url=url, status=status, body=text
+    )
+
+
+def _message(text: str) -> str:
+    """HubSpot's own message in an error body (``CATEGORY: message``), else the body's start."""
     body = _json(text.encode())
-    message = text[:300]
     if isinstance(body, dict) and body.get("message"):
         category = body.get("category") or body.get("status") or ""
-        message = f"{category}: {body['message']}" if category else str(body["message"])
-    return crm_error_for_status(status)(
-        f"HubSpot answered {status}: {message}", url=url, status=status, body=text
-    )
+        return f"{category}: {body['message']}" if category else str(body["message"])
+    return text[:300]
 
 
 def _wait_from(headers: Mapping[str, str], *, search: bool) -> float:

@@ -12,6 +12,7 @@ import redis
 from click.testing import CliRunner
 
 from connectors.hubspot import HubSpotConnector, HubSpotOptions, connector_from_settings
+from connectors.hubspot_api import MAX_RATE_LIMIT_RETRIES, RETRY_WAITS
 from tasuki.cli import main
 from tasuki.crm import Connector, RecordWrite
 from tasuki.errors import (
@@ -261,3 +262,42 @@ def test_check_config_with_services_signs_in_to_the_account(
     assert refused.exit_code == 2
     assert "environment:1:1: TASUKI_HUBSPOT_*: hubspot sign-in failed" in refused.output
     assert "pat-revoked" not in refused.output
+
+
+def test_5xx_waits_follow_the_declared_policy_and_the_error_keeps_its_cause(
+    emulator: HubSpotEmulator, make_connector: ConnectorFactory
+) -> None:
+    waits: list[float] = []
+    connector = make_connector(emulator, sleep=waits.append)
+    emulator.inject("502", 100)
+    with pytest.raises(CrmUnavailable) as exc:
+        connector.fetch("contacts", ["1"], ["email"])
+    assert waits == list(RETRY_WAITS)
+    assert "HubSpot unavailable after 6 attempts" in str(exc.value)
+    assert exc.value.__cause__ is not None and "HubSpot answered 502" in str(exc.value.__cause__)
+
+
+def test_a_burst_429_that_never_ends_gives_up_after_the_policys_retries(
+    make_emulator: EmulatorFactory, make_connector: ConnectorFactory
+) -> None:
+    emu = make_emulator(burst=(10_000, 0.02))
+    connector = make_connector(emu, sleep=lambda s: None)
+    emu.inject("429", 1_000)
+    with pytest.raises(CrmRateLimited) as exc:
+        connector.fetch("contacts", ["1"], ["email"])
+    assert connector.calls["read"] == MAX_RATE_LIMIT_RETRIES + 1
+    assert connector.api.retries["rate_limited"] == MAX_RATE_LIMIT_RETRIES
+    assert "kept answering 429 (21 attempts)" in str(exc.value)
+    assert "ten_secondly_rolling limit" in str(exc.value)
+    assert "policyName" in str(exc.value.__cause__)
+
+
+def test_a_daily_429_is_not_retried(
+    emulator: HubSpotEmulator, make_connector: ConnectorFactory
+) -> None:
+    connector = make_connector(emulator, sleep=lambda s: None)
+    emulator.inject("429-daily", 5)
+    with pytest.raises(CrmRateLimited) as exc:
+        connector.fetch("contacts", ["1"], ["email"])
+    assert connector.calls["read"] == 1 and "daily limit reached" in str(exc.value)
+    assert exc.value.retry_after is not None and exc.value.retry_after > 0
