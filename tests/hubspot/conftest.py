@@ -9,27 +9,19 @@ from typing import Any
 
 import pytest
 import redis
-from hubspot import HubSpot
-from urllib3.util.retry import Retry
 
 from connectors.hubspot import HubSpotConnector, HubSpotOptions
-from connectors.hubspot_api import RateLimits
-from tasuki.ratelimit import Window
 from tasuki.settings import Config, Settings
 from tests.hubspot.hs_emulator import HubSpotEmulator
-
-TOKEN = "pat-test-0001"
-APP_ID = "424242"
-
-PROPERTY_TYPES = {"tasuki_score": "number", "amount": "number", "forcas_target": "bool"}
-
-EmulatorFactory = Callable[..., HubSpotEmulator]
-ConnectorFactory = Callable[..., HubSpotConnector]
-
-
-def quick_limits(burst: int = 1000, search: int = 1000, seconds: float = 1.0) -> RateLimits:
-    """Windows loose enough that tests which are not about limits never wait."""
-    return RateLimits(Window("burst", burst, seconds), Window("search", search, seconds))
+from tests.hubspot.support import (
+    APP_ID,
+    PROPERTY_TYPES,
+    TOKEN,
+    ConnectorFactory,
+    EmulatorFactory,
+    RawApis,
+    quick_limits,
+)
 
 
 @pytest.fixture
@@ -113,19 +105,6 @@ def make_connector(redis_conn: redis.Redis) -> Iterator[ConnectorFactory]:
     yield make
     for connector in made:
         connector.close()
-
-
-class RawApis:
-    """hubspot-api-client's own API objects, pointed at an emulator, closed after the test."""
-
-    def __init__(self, emu: HubSpotEmulator, token: str = TOKEN) -> None:
-        client = HubSpot(access_token=token, host=emu.url, retry=Retry(total=0, read=False))
-        self.batch = client.crm.objects.batch_api
-        self.search = client.crm.objects.search_api
-
-    def close(self) -> None:
-        for api in (self.batch, self.search):
-            api.api_client.rest_client.pool_manager.clear()
 
 
 @pytest.fixture

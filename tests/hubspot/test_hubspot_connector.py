@@ -24,8 +24,8 @@ from tasuki.errors import (
 )
 from tasuki.providers import HubSpotSettings
 from tasuki.settings import Settings, builtin_path
-from tests.hubspot.conftest import APP_ID, TOKEN, ConnectorFactory, EmulatorFactory, quick_limits
 from tests.hubspot.hs_emulator import HubSpotEmulator
+from tests.hubspot.support import APP_ID, TOKEN, ConnectorFactory, EmulatorFactory, quick_limits
 
 T0 = 1_790_000_000_000
 

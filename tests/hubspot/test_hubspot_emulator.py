@@ -8,8 +8,8 @@ from collections.abc import Callable
 import pytest
 from hubspot.crm.objects.exceptions import ApiException
 
-from tests.hubspot.conftest import EmulatorFactory, RawApis
 from tests.hubspot.hs_emulator import HubSpotEmulator
+from tests.hubspot.support import EmulatorFactory, RawApis
 
 Apis = Callable[..., RawApis]
 

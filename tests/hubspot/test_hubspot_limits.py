@@ -14,7 +14,7 @@ from connectors.hubspot import HubSpotConnector
 from connectors.hubspot_api import RateLimits
 from tasuki.crm import RecordWrite, WriteResult
 from tasuki.ratelimit import SharedLimiter, Window
-from tests.hubspot.conftest import ConnectorFactory, EmulatorFactory
+from tests.hubspot.support import ConnectorFactory, EmulatorFactory
 
 
 @pytest.fixture(params=["redis", "in-process"])

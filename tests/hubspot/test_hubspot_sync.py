@@ -15,8 +15,8 @@ from tasuki.settings import Config, Settings
 from tasuki.store.db import Store
 from tasuki.store.models import Record, SyncCursor, Transition
 from tasuki.sync import reconcile
-from tests.hubspot.conftest import ConnectorFactory
 from tests.hubspot.hs_emulator import HubSpotEmulator
+from tests.hubspot.support import ConnectorFactory
 
 T0 = 1_780_000_000_000
 HOUR = 3_600_000

@@ -17,8 +17,8 @@ from tasuki.crm import RecordWrite, WriteResult
 from tasuki.settings import Config
 from tasuki.store.db import Store
 from tasuki.writeback import DesiredValue, write_back
-from tests.hubspot.conftest import RawApis, quick_limits
 from tests.hubspot.hs_emulator import TASUKI_KPI_TYPE_ID, HubSpotEmulator, ObjectStore
+from tests.hubspot.support import RawApis, quick_limits
 
 Apis = Callable[..., RawApis]
 KEY = "tasuki_key"

@@ -4,23 +4,13 @@ channels, and a real SMTP server."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 import trustme
 
+from tests.notify.channels import Channels
 from tests.notify.support import BOT_TOKEN, IN_SLACK, PEOPLE, Inbox, MailServer, free_port
 from tests.slack.slack_emulator import RunningSlack, Workspace, serve
-
-
-@dataclass
-class Channels:
-    """The channel ids of the workspace."""
-
-    handoffs: str
-    sales_ops: str
-    ops: str
-    managers: str
 
 
 @pytest.fixture
@@ -60,9 +50,3 @@ def mail_server() -> Iterator[MailServer]:
     server.start()
     yield server
     server.stop()
-
-
-def member(workspace: Workspace, uid: str) -> str:
-    """The Slack user id of the org's person ``uid``."""
-    email = PEOPLE[uid][1]
-    return next(u.id for u in workspace.users.values() if u.email == email)

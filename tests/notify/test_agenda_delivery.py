@@ -16,7 +16,7 @@ from tasuki.meeting import build_agenda, slack_blocks
 from tasuki.notify.outcome import DeliveryUnavailable
 from tasuki.settings import Settings
 from tasuki.store.db import Store
-from tests.notify.conftest import Channels
+from tests.notify.channels import Channels
 from tests.notify.support import (
     NOW,
     PREV,

@@ -20,7 +20,7 @@ from tasuki.notify.outcome import DeliveryUnavailable
 from tasuki.settings import Settings
 from tasuki.store.db import Store, open_store
 from tasuki.store.models import NotificationEntry
-from tests.notify.conftest import Channels, member
+from tests.notify.channels import Channels, member
 from tests.notify.support import (
     BOT_TOKEN,
     NOW,

@@ -16,7 +16,7 @@ from tasuki.queue import job_queue
 from tasuki.settings import Settings
 from tasuki.store.db import Store
 from tasuki.store.models import KpiValue, SyncCursor, WriteRejection, WriteRun
-from tests.notify.conftest import Channels
+from tests.notify.channels import Channels
 from tests.notify.support import NOW, TZ, live, new_crm, notify_settings
 from tests.slack.slack_emulator import RunningSlack, Workspace
 

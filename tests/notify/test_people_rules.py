@@ -10,7 +10,7 @@ import worker
 from tasuki import runtime
 from tasuki.settings import Settings
 from tasuki.store.db import Store
-from tests.notify.conftest import Channels, member
+from tests.notify.channels import Channels, member
 from tests.notify.support import (
     HOSTILE_NAME,
     NOW,

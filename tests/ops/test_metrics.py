@@ -22,7 +22,7 @@ from tasuki.owed import Owed, owe
 from tasuki.settings import Settings
 from tasuki.store.db import Store
 from tasuki.store.models import Handoff, JobRun, OwedWork, Verdict, WriteRun
-from tests.ops.conftest import METRICS_TOKEN, Pipeline, forget_queue, work
+from tests.ops.support import METRICS_TOKEN, Pipeline, forget_queue, work
 from webhooks import create_app
 
 STATES = ("queued", "started", "scheduled", "deferred", "failed")

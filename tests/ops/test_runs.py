@@ -27,7 +27,7 @@ from tasuki.settings import Settings
 from tasuki.store.db import Store
 from tasuki.store.models import JobRun
 from tasuki.writeback import DesiredValue, write_back
-from tests.ops.conftest import WEBHOOK_SECRET, forget_queue, work
+from tests.ops.support import WEBHOOK_SECRET, forget_queue, work
 
 AT = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
 DELETED = ("00600003", "00600007")
