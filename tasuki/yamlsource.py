@@ -174,6 +174,19 @@ def load(path: str | Path) -> Located:
     return loads(text, str(p))
 
 
+def load_all(paths: Sequence[str | Path], problems: list[Problem]) -> list[Located]:
+    """Every file of ``paths`` that can be read and parsed, in order. The problems of the others
+    go into ``problems``, so one run reports the mistakes of every file (each loader of rule,
+    KPI and notification files then adds its own checks to the same list)."""
+    docs = []
+    for path in paths:
+        try:
+            docs.append(load(path))
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    return docs
+
+
 def problems_from_validation(
     doc: Located, exc: ValidationError, prefix: Path_ = ()
 ) -> list[Problem]:

@@ -47,7 +47,7 @@ from tasuki.notify.event_types import (
     RecordingOptions,
 )
 from tasuki.settings import Config, cron_problem
-from tasuki.yamlsource import Located, load, problems_from_validation
+from tasuki.yamlsource import Located, load_all, problems_from_validation
 
 Path_ = tuple[str | int, ...]
 
@@ -425,12 +425,7 @@ def load_notification_book(
     wrong. ``config`` and ``kpi_ids``, when given, are what boundaries, deal fields and KPI ids
     in the rules are checked against."""
     problems: list[Problem] = []
-    docs: list[Located] = []
-    for path in paths:
-        try:
-            docs.append(load(path))
-        except ConfigError as exc:
-            problems.extend(exc.problems)
+    docs = load_all(paths, problems)
     destinations: dict[str, Destination] = {}
     for doc in docs:
         p = _Parser(doc, config, kpi_ids)
