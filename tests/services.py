@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NoReturn
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -20,7 +21,21 @@ from sqlalchemy.engine import make_url
 POSTGRES_URL = os.environ.get(
     "TASUKI_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
-REDIS_URL = os.environ.get("TASUKI_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _redis_url_of_this_process() -> str:
+    """``TASUKI_TEST_REDIS_URL``, with each pytest-xdist worker on a database of its own
+    (``gw0`` on the URL's database, ``gw1`` on the next ...), so parallel workers never see each
+    other's RQ workers, queues or keys, exactly as in a serial run."""
+    url = urlsplit(os.environ.get("TASUKI_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return url.geturl()
+    db = int(url.path.strip("/") or 0) + int(worker[2:])
+    return urlunsplit(url._replace(path=f"/{db}"))
+
+
+REDIS_URL = _redis_url_of_this_process()
 REQUIRE_SERVICES = bool(os.environ.get("TASUKI_REQUIRE_SERVICES"))
 
 

@@ -34,19 +34,35 @@ def server(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 def _spawn(pipeline: Pipeline, *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [TASUKI, *args],
-        env={**os.environ, **pipeline.env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    """``tasuki ARGS`` with its log in ``<org>/<first arg>.log`` (see :func:`_wait_for_log`)."""
+    with (pipeline.folder / f"{args[0]}.log").open("wb") as log:
+        return subprocess.Popen(
+            [TASUKI, *args],
+            env={**os.environ, **pipeline.env},
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            start_new_session=True,
+        )
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> tuple[int, str]:
+def _log_of(pipeline: Pipeline, name: str) -> str:
+    return (pipeline.folder / f"{name}.log").read_text(encoding="utf-8", errors="replace")
+
+
+def _wait_for_log(pipeline: Pipeline, name: str, text: str, proc: subprocess.Popen[bytes]) -> None:
+    """Until the process's log holds ``text`` (what it logs is the test's hook into it: no
+    guessing how long a loaded machine takes to start it or to reach its next tick)."""
+    deadline = time.monotonic() + 120
+    while text not in _log_of(pipeline, name):
+        assert proc.poll() is None, f"{name} exited: {_log_of(pipeline, name)}"
+        assert time.monotonic() < deadline, f"{name} never logged {text!r}"
+        time.sleep(0.1)
+
+
+def _stop(proc: subprocess.Popen[bytes], pipeline: Pipeline, name: str) -> tuple[int, str]:
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
-    return proc.returncode, err.decode()
+    proc.wait(timeout=60)
+    return proc.returncode, _log_of(pipeline, name)
 
 
 def test_a_redis_restart_after_200s_loses_nothing_and_the_scheduler_lives(
@@ -62,9 +78,12 @@ def test_a_redis_restart_after_200s_loses_nothing_and_the_scheduler_lives(
     pipeline = Pipeline(tmp_path / "org", server.url)
     scheduler = _spawn(pipeline, "scheduler")
     try:
+        _wait_for_log(pipeline, "scheduler", ": starting", scheduler)
         assert pipeline.deliver() > 0  # every notice answered 200, its syncs queued in Redis
         server.stop()  # ... and gone with Redis
-        time.sleep(7)  # an outage the scheduler's ticks run into
+        # an outage the scheduler's ticks run into, and live through
+        _wait_for_log(pipeline, "scheduler", "Redis unreachable", scheduler)
+        time.sleep(2)
         assert scheduler.poll() is None, "the scheduler died with Redis"
         server.start()  # empty: the jobs are lost
         back = time.monotonic()
@@ -77,9 +96,9 @@ def test_a_redis_restart_after_200s_loses_nothing_and_the_scheduler_lives(
                 time.sleep(0.5)
             recovered_in = time.monotonic() - back
         finally:
-            code, err = _stop(worker)
+            code, err = _stop(worker, pipeline, "worker")
     finally:
-        scheduler_code, scheduler_log = _stop(scheduler)
+        scheduler_code, scheduler_log = _stop(scheduler, pipeline, "scheduler")
         pipeline.close()
     assert state.handoffs == expected.handoffs
     assert state.verdicts == expected.verdicts

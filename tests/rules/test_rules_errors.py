@@ -217,9 +217,9 @@ def test_a_bad_file_loads_nothing_even_next_to_good_ones(tmp_path: Path) -> None
     ids=["alias-bomb", "recursive-alias", "deep-nesting"],
 )
 def test_yaml_that_would_not_fit_in_memory(tmp_path: Path, text: str, expected: str) -> None:
-    start = time.perf_counter()
+    start = time.process_time()
     assert problems(tmp_path, text) == [expected]
-    assert time.perf_counter() - start < 1.0
+    assert time.process_time() - start < 1.0  # CPU seconds: refused at the bound, not after it
 
 
 def test_aliases_within_bounds_still_serve(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from rq.timeouts import JobTimeoutException, UnixSignalDeathPenalty
 
-from rules import HandoffContext, Rulebook, RuleStatus
+from rules import HandoffContext, Rulebook, RuleStatus, expressions
 from tasuki.errors import ConfigError
 from tests.rules.rules_support import CALENDAR, handoff, rulebook_from
 
@@ -36,9 +36,11 @@ def expression_rule(expr: str) -> str:
 
 
 def measured(action: Callable[[], Any]) -> tuple[Any, float, float]:
-    """``action()``'s result (or the exception it raised), its seconds and its peak megabytes.
+    """``action()``'s result (or the exception it raised), its CPU seconds and its peak
+    megabytes.
 
-    The time is taken on a plain run, the memory on a second one under tracemalloc (which slows
+    The time is this process's CPU time (what the expression costs, whatever else the machine
+    runs), taken on a plain run; the memory on a second one under tracemalloc (which slows
     Python code down, so the two are not measured together).
     """
 
@@ -48,9 +50,9 @@ def measured(action: Callable[[], Any]) -> tuple[Any, float, float]:
         except ConfigError as exc:
             return exc
 
-    start = time.perf_counter()
+    start = time.process_time()
     result = outcome()
-    seconds = time.perf_counter() - start
+    seconds = time.process_time() - start
     tracemalloc.start()
     try:
         outcome()
@@ -188,8 +190,12 @@ PEOPLE = ["a"] * 10_000
     ],
 )
 def test_bounded_while_it_runs(
-    tmp_path: Path, expr: str, record: dict[str, Any], reason: str
+    tmp_path: Path, expr: str, record: dict[str, Any], reason: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    if "more than 0.5 s" not in reason:
+        # the other bounds are counted, not timed: a loaded machine must not reach the clock's
+        # bound before them
+        monkeypatch.setattr(expressions, "MAX_SECONDS", 60.0)
     rulebook = rulebook_from(tmp_path, expression_rule(expr))
     ctx = handoff("IS→FS", "deal", record)
     said, seconds, peak = measured(lambda: why(rulebook, ctx))
