@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from rules.verdict import Verdict as RuleVerdict
+from tasuki import membership
 from tasuki.handoffs import contexts_for, detect, unknown_owners
 from tasuki.owed import Owed, owe, owed, settle
 from tasuki.runtime import Runtime
@@ -202,6 +203,7 @@ def judge_owed(
     now = utcnow()
     new_handoffs = 0
     with rt.store.session() as session:
+        membership.apply_people_file(session, rt.settings)
         for obj, ids in sorted(by_object.items()):
             new_handoffs += detect(session, rt.settings.config, rt.system, obj, ids)
         changed = judge_with_dependents(rt, session, by_object, now)

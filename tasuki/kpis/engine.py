@@ -1,11 +1,13 @@
 """KPI computation in SQL on the store: one statement per KPI and period, the same on SQLite and
 PostgreSQL (SQLAlchemy Core; JSON fields read with ``fields[name].as_string()``).
 
-Each KPI becomes an *event query*: one row per event (a handoff, a dated record, a field change)
-with the person it is credited to, that person's department at the time when the store knows it
-(a handoff records both sides' departments), the record, the event's time and its contribution
-to the numerator and denominator. The figures are that query grouped by person; ``kpi explain``
-runs the same query ungrouped, so an explanation lists exactly the records behind a figure.
+Each KPI becomes an *event query*: one row per event (a handoff, a dated record, a field
+change) with the person it is credited to, that person's department at the time when the store
+knows it (a handoff records both sides' departments), the record, the event's time and its
+contribution to the numerator and denominator. Every other event counts for the team and
+department its person belonged to at the time of the event (:mod:`tasuki.membership`), never
+today's. The figures are that query grouped by person; ``kpi explain`` runs the same query
+ungrouped, so an explanation lists exactly the records behind a figure.
 
 Semantics worth knowing:
 
@@ -19,16 +21,19 @@ Semantics worth knowing:
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     delete,
     func,
+    or_,
     select,
     tuple_,
 )
@@ -37,7 +42,8 @@ from sqlalchemy.orm import Session
 from tasuki.kpis.periods import bounds, period_of
 from tasuki.kpis.query import Context, EventQuery, EventRow, event_query, text_field
 from tasuki.kpis.schema import Kpi, KpiBook, KpiKind
-from tasuki.store.models import Handoff, KpiValue, Person, Record, Verdict
+from tasuki.membership import Memberships
+from tasuki.store.models import Handoff, KpiValue, Record, Verdict
 from tasuki.store.upsert import upsert
 
 ORG = "org"
@@ -132,21 +138,45 @@ def _figure(kpi: Kpi, nums: Sequence[float], dens: float) -> Figure:
 
 @dataclass(frozen=True)
 class Subjects:
-    """Who belongs where now: person → department and team (for events with no department)."""
+    """Who belonged where when (:mod:`tasuki.membership`): an event counts for the team and
+    department its person was in at the time of the event."""
 
-    departments: Mapping[str, str | None]
-    teams: Mapping[str, str | None]
+    memberships: Memberships
 
     @classmethod
     def load(cls, session: Session, system: str) -> Subjects:
-        rows = session.execute(
-            select(Person.user_id, Person.department, Person.team).where(Person.system == system)
-        ).all()
-        return cls({r[0]: r[1] for r in rows}, {r[0]: r[2] for r in rows})
+        return cls(Memberships.load(session, system))
+
+    def at(self, person: str | None, when: datetime) -> tuple[str | None, str | None]:
+        """(department, team) of ``person`` at ``when``."""
+        return self.memberships.at(person, when)
+
+    def people_in(self, when: datetime) -> dict[str, tuple[str | None, str | None]]:
+        """Everyone with their (department, team) at ``when``."""
+        return self.memberships.people_in(when)
 
 
-Rows = list[tuple[str | None, str | None, list[float], float]]
-"""(person, department, numerator contributions, denominator) groups of events."""
+def reference_instant(ctx: Context, period: str) -> datetime:
+    """The instant a period's people are counted at (whose goal, which team's target): the
+    period's last instant, or now while it runs."""
+    _, end = bounds(period, ctx.book.fiscal_year_start, ctx.tz)
+    return min(end - timedelta(microseconds=1), ctx.now)
+
+
+Rows = list[tuple[str | None, str | None, list[float], float, datetime | None]]
+"""(person, department, numerator contributions, denominator, when) groups of events; ``when``
+None: the group spans the period (its person's membership does not change in it)."""
+
+
+def _event_instant(value: datetime | str | None, tz: ZoneInfo) -> datetime | None:
+    """An event's time as an instant (a plain local date: its noon)."""
+    if isinstance(value, str) and len(value) == 10:
+        try:
+            day = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return datetime(day.year, day.month, day.day, 12, tzinfo=tz)
+    return _instant(value)
 
 
 def dated_rows(ctx: Context, kpi: Kpi, periods: Sequence[str]) -> dict[str, Rows]:
@@ -177,7 +207,7 @@ def dated_rows(ctx: Context, kpi: Kpi, periods: Sequence[str]) -> dict[str, Rows
             continue  # not a date: such a record is in no period (as in the per-period query)
         period = period_of(at, kind, fy, tz)
         if period in wanted:
-            out[period].append((person, dept, [float(n or 0)], float(den or 0)))
+            out[period].append((person, dept, [float(n or 0)], float(den or 0), at))
     return out
 
 
@@ -189,37 +219,59 @@ def prefetchable(kpi: Kpi) -> bool:
 def kpi_figures(
     ctx: Context, kpi: Kpi, period: str, subjects: Subjects, grouped_rows: Rows | None = None
 ) -> dict[tuple[str, str], Figure]:
-    """``kpi`` in ``period`` for every person, team, department and the org with events."""
+    """``kpi`` in ``period`` for every person, team, department and the org with events; each
+    event counts for the team and department its person was in at the time of the event."""
     q = event_query(ctx, kpi, period)
-    rows: Iterable[tuple[str | None, str | None, list[float], float]]
+    start, end = bounds(period, ctx.book.fiscal_year_start, ctx.tz)
+    rows: Iterable[tuple[str | None, str | None, list[float], float, datetime | None]]
     if grouped_rows is not None:
         rows = grouped_rows
     elif kpi.kind in (KpiKind.DURATION, KpiKind.SLA):
         rows = (
-            (r.person, r.dept, [n], d)
+            (r.person, r.dept, [n], d, _event_instant(r.at, ctx.tz))
             for r in ctx.session.execute(q)
             for n, d in [measure(ctx, kpi, r)]
             if n is not None and d is not None
         )
     else:
         sub = q.subquery("events")
+        movers = sorted(subjects.memberships.movers(start, end))
         grouped = select(
             sub.c.person, sub.c.dept, func.sum(sub.c.num), func.sum(sub.c.den)
         ).group_by(sub.c.person, sub.c.dept)
-        rows = (
-            (p, d, [float(n or 0)], float(den or 0))
-            for p, d, n, den in ctx.session.execute(grouped)
+        steady: Iterable[tuple[str | None, str | None, list[float], float, datetime | None]] = (
+            (p, d, [float(n or 0)], float(den or 0), None)
+            for p, d, n, den in ctx.session.execute(
+                grouped.where(or_(sub.c.person.is_(None), sub.c.person.not_in(movers)))
+                if movers
+                else grouped
+            )
         )
+        # People who changed team or department during the period: event by event.
+        moving: Iterable[tuple[str | None, str | None, list[float], float, datetime | None]] = (
+            (
+                (p, d, [float(n or 0)], float(den or 0), _event_instant(at, ctx.tz))
+                for p, d, at, n, den in ctx.session.execute(
+                    select(sub.c.person, sub.c.dept, sub.c.at, sub.c.num, sub.c.den).where(
+                        sub.c.person.in_(movers)
+                    )
+                )
+            )
+            if movers
+            else iter(())
+        )
+        rows = itertools.chain(steady, moving)
     nums: dict[tuple[str, str], list[float]] = defaultdict(list)
     dens: dict[tuple[str, str], float] = defaultdict(float)
-    for person, dept, n, d in rows:
+    for person, dept, n, d, when in rows:
         keys = [("org", ORG)]
+        department: str | None = dept
         if person is not None:
             keys.append(("person", person))
-            team = subjects.teams.get(person)
+            held_dept, team = subjects.at(person, when or start)
+            department = dept or held_dept
             if team:
                 keys.append(("team", team))
-        department = dept or (subjects.departments.get(person) if person else None)
         if department:
             keys.append(("department", department))
         for key in keys:
@@ -229,19 +281,25 @@ def kpi_figures(
 
 
 def target_for(
-    book: KpiBook, kpi_id: str, kind: str, subject: str, subjects: Subjects
+    book: KpiBook,
+    kpi_id: str,
+    kind: str,
+    subject: str,
+    subjects: Subjects,
+    at: datetime,
 ) -> float | None:
-    """The target of a person (own override, else team's, else department's goal) or a team."""
+    """The target of a person (own override, else their team's, else their department's goal,
+    as they were at ``at``) or a team."""
     if kind == "team":
         return book.targets.teams.get(subject, {}).get(kpi_id)
     if kind != "person":
         return None
     if kpi_id in book.targets.people.get(subject, {}):
         return book.targets.people[subject][kpi_id]
-    team = subjects.teams.get(subject)
+    dept, team = subjects.at(subject, at)
     if team and kpi_id in book.targets.teams.get(team, {}):
         return book.targets.teams[team][kpi_id]
-    goal = book.goals.get(subjects.departments.get(subject) or "")
+    goal = book.goals.get(dept or "")
     if goal is None:
         return None
     item = goal.own.get(kpi_id) or goal.neighbour.get(kpi_id)
@@ -271,12 +329,13 @@ def compute_period(
     }
     rows = []
     fresh: set[tuple[str, str, str]] = set()
+    counted_at = reference_instant(ctx, period)
     for kpi in kpis:
         pre = (prefetched or {}).get(kpi.id, {}).get(period)
         for (kind, subject), fig in kpi_figures(ctx, kpi, period, subjects, pre).items():
             key = (kpi.id, kind, subject)
             fresh.add(key)
-            target = target_for(ctx.book, kpi.id, kind, subject, subjects)
+            target = target_for(ctx.book, kpi.id, kind, subject, subjects, counted_at)
             if existing.get(key) == (fig.value, fig.numerator, fig.denominator, target):
                 continue
             rows.append(
