@@ -39,7 +39,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from tasuki.kpis.periods import bounds, period_of
+from tasuki.kpis.periods import (
+    PeriodKind,
+    bounds,
+    declared,
+    first_month,
+    kind_of,
+    months_in,
+    period_of,
+)
 from tasuki.kpis.query import Context, EventQuery, EventRow, event_query, text_field
 from tasuki.kpis.schema import Kpi, KpiBook, KpiKind
 from tasuki.membership import Memberships
@@ -193,7 +201,7 @@ def dated_rows(ctx: Context, kpi: Kpi, periods: Sequence[str]) -> dict[str, Rows
     grouped = select(
         sub.c.person, sub.c.dept, when, func.sum(sub.c.num), func.sum(sub.c.den)
     ).group_by(sub.c.person, sub.c.dept, when)
-    kind = ctx.book.period_kind(kpi)
+    kinds = sorted({kind_of(p) for p in periods})
     wanted = set(periods)
     out: dict[str, Rows] = {p: [] for p in periods}
     for person, dept, key, n, den in ctx.session.execute(grouped):
@@ -205,9 +213,10 @@ def dated_rows(ctx: Context, kpi: Kpi, periods: Sequence[str]) -> dict[str, Rows
                 at = datetime.fromisoformat(key[:16]).replace(tzinfo=UTC)
         except (TypeError, ValueError):
             continue  # not a date: such a record is in no period (as in the per-period query)
-        period = period_of(at, kind, fy, tz)
-        if period in wanted:
-            out[period].append((person, dept, [float(n or 0)], float(den or 0), at))
+        for kind in kinds:
+            period = period_of(at, kind, fy, tz)
+            if period in wanted:
+                out[period].append((person, dept, [float(n or 0)], float(den or 0), at))
     return out
 
 
@@ -287,23 +296,55 @@ def target_for(
     subject: str,
     subjects: Subjects,
     at: datetime,
+    period: str | None = None,
 ) -> float | None:
     """The target of a person (own override, else their team's, else their department's goal,
-    as they were at ``at``) or a team."""
+    as they were at ``at``) or a team, as it applies in ``period`` (the targets written
+    ``from`` a period on, the latest that began by then, over the ones without a date).
+
+    A count or sum asked for a period longer than the KPI's own (a monthly KPI over a quarter)
+    has its target times the number of its periods in it; rates and durations keep theirs."""
+    fy = book.fiscal_year_start
+    changes = [
+        c
+        for c in book.target_changes
+        if period is None or first_month(c.from_, fy) <= first_month(period, fy)
+    ]
+
+    def latest(table: str, who: str | None) -> float | None:
+        for c in reversed(changes):
+            value = dict(c.tables())[table].get(who or "", {}).get(kpi_id)
+            if value is not None:
+                return value
+        if table == "people":
+            return book.targets.people.get(who or "", {}).get(kpi_id)
+        if table == "teams":
+            return book.targets.teams.get(who or "", {}).get(kpi_id)
+        goal = book.goals.get(who or "")
+        item = None if goal is None else goal.own.get(kpi_id) or goal.neighbour.get(kpi_id)
+        return None if item is None else item.target
+
     if kind == "team":
-        return book.targets.teams.get(subject, {}).get(kpi_id)
-    if kind != "person":
+        target = latest("teams", subject)
+    elif kind != "person":
         return None
-    if kpi_id in book.targets.people.get(subject, {}):
-        return book.targets.people[subject][kpi_id]
-    dept, team = subjects.at(subject, at)
-    if team and kpi_id in book.targets.teams.get(team, {}):
-        return book.targets.teams[team][kpi_id]
-    goal = book.goals.get(dept or "")
-    if goal is None:
-        return None
-    item = goal.own.get(kpi_id) or goal.neighbour.get(kpi_id)
-    return None if item is None else item.target
+    else:
+        dept, team = subjects.at(subject, at)
+        target = latest("people", subject)
+        if target is None and team:
+            target = latest("teams", team)
+        if target is None:
+            target = latest("departments", dept)
+    kpi = book.kpis.get(kpi_id)
+    if target is None or period is None or kpi is None:
+        return target
+    if kpi.kind in (KpiKind.COUNT, KpiKind.SUM):
+        own = months_in(declared(period, book.period_kind(kpi), fy, ZoneInfo("UTC")))
+        target *= max(1, own // _KIND_MONTHS[book.period_kind(kpi)])
+    return target
+
+
+_KIND_MONTHS = {PeriodKind.MONTH: 1, PeriodKind.QUARTER: 3, PeriodKind.FISCAL_YEAR: 12}
 
 
 def compute_period(
@@ -311,9 +352,14 @@ def compute_period(
     kpis: Sequence[Kpi],
     period: str,
     prefetched: Mapping[str, Mapping[str, Rows]] | None = None,
+    *,
+    restate: bool = False,
 ) -> int:
     """Recompute ``kpis`` for ``period``; write only what changed, drop figures that vanished
-    (a deleted record's sender has nothing left); returns how many stored rows changed."""
+    (a deleted record's sender has nothing left); returns how many stored rows changed.
+
+    Once ``period`` has ended its stored targets are frozen: a target changed since never
+    rewrites its attainment, unless ``restate`` (a deliberate restatement) says so."""
     if not kpis:
         return 0
     session, system = ctx.session, ctx.system
@@ -330,12 +376,16 @@ def compute_period(
     rows = []
     fresh: set[tuple[str, str, str]] = set()
     counted_at = reference_instant(ctx, period)
+    frozen = not restate and bounds(period, ctx.book.fiscal_year_start, ctx.tz)[1] <= ctx.now
     for kpi in kpis:
         pre = (prefetched or {}).get(kpi.id, {}).get(period)
         for (kind, subject), fig in kpi_figures(ctx, kpi, period, subjects, pre).items():
             key = (kpi.id, kind, subject)
             fresh.add(key)
-            target = target_for(ctx.book, kpi.id, kind, subject, subjects, counted_at)
+            if frozen and key in existing:
+                target = existing[key][3]
+            else:
+                target = target_for(ctx.book, kpi.id, kind, subject, subjects, counted_at, period)
             if existing.get(key) == (fig.value, fig.numerator, fig.denominator, target):
                 continue
             rows.append(

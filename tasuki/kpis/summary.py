@@ -13,7 +13,7 @@ from tasuki.kpis.engine import (
     Subjects,
     target_for,
 )
-from tasuki.kpis.periods import bounds, containing
+from tasuki.kpis.periods import bounds, declared
 from tasuki.kpis.schema import Kpi, KpiKind
 from tasuki.settings import Settings
 from tasuki.store.db import Store
@@ -87,7 +87,8 @@ def person_summary(
     """Every person whose department in ``period`` (at its end, or now while it runs) has a
     goal, in funnel order then by name.
 
-    Each KPI is read for the period of its own kind containing ``period``. A count or sum with
+    Each KPI is read for ``period`` whole (the period of its own kind containing ``period`` when
+    that is longer). A count or sum with
     no events is 0; a rate with none is unknown (``None``) and leaves the attainment out.
     Attainment = the part weights (own, neighbour) over the KPI-weighted means of each part,
     over the parts that have a figure."""
@@ -95,11 +96,11 @@ def person_summary(
     tz = company_tz(settings)
     system = settings.config.crm
     kpi_period = {
-        k.id: containing(period, b.period_kind(k), b.fiscal_year_start, tz) for k in b.kpis.values()
+        k.id: declared(period, b.period_kind(k), b.fiscal_year_start, tz) for k in b.kpis.values()
     }
     with store.session() as session:
         values = {
-            (v.kpi_id, v.subject_id, v.period): v.value
+            (v.kpi_id, v.subject_id, v.period): (v.value, v.target)
             for v in session.scalars(
                 select(KpiValue).where(
                     KpiValue.system == system,
@@ -130,10 +131,13 @@ def person_summary(
             figs = []
             for kpi_id, item in items.items():
                 kpi = b.kpis[kpi_id]
-                value = values.get((kpi_id, uid, kpi_period[kpi_id]))
+                value, stored_target = values.get((kpi_id, uid, kpi_period[kpi_id]), (None, None))
                 if value is None:
                     value = no_events(kpi)
-                target = target_for(b, kpi_id, "person", uid, subjects, counted_at) or item.target
+                # The stored target: a closed period keeps the one it was computed with.
+                target = stored_target or target_for(
+                    b, kpi_id, "person", uid, subjects, counted_at, kpi_period[kpi_id]
+                )
                 figs.append(
                     KpiFigure(
                         kpi_id,
