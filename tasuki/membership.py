@@ -15,8 +15,9 @@ Handoff detection, credit and every team, department and org figure read a perso
 
 Intervals are half-open, ``[from, to)``: an event exactly at the instant of a change belongs to
 the new membership. A person with no interval covering an instant (before the first one, when
-their CRM user was created later) has no department then; a person with no interval at all (a
-store filled before memberships were kept) is read from the people table as they are now.
+their CRM user was created later) has no department then; a person with no observed interval
+(a store filled before memberships were kept) is read from the people table as they are now
+wherever the file does not speak.
 """
 
 from __future__ import annotations
@@ -126,15 +127,15 @@ class Memberships:
 
     def at(self, user_id: str | None, when: datetime) -> Member:
         """``user_id``'s (department, team) at the instant ``when``: the file's interval covering
-        it, else the observed one, else nothing; a person tasuki keeps no interval for at all is
-        read as they are now."""
+        it, else the observed one, else nothing; a person tasuki has observed no interval for
+        is read as they are now."""
         if not user_id:
             return (None, None)
         for source in (self.filed, self.observed):
             for i in source.get(user_id, ()):
                 if i.covers(when):
                     return (i.department, i.team)
-        if user_id in self.observed or user_id in self.filed:
+        if user_id in self.observed:
             return (None, None)
         return self.current.get(user_id, (None, None))
 

@@ -295,7 +295,9 @@ class KpiFile(_Strict):
     fiscal_year_start: int = Field(4, ge=1, le=12)
     kpis: list[dict[str, Any]] = Field(default_factory=list)
     goals: dict[Department, Goal] = Field(default_factory=dict)
-    targets: Targets | list[TargetChange] = Targets()
+    targets: dict[str, Any] | list[Any] = Field(default_factory=dict)
+    """A :class:`Targets` mapping, or a list of :class:`TargetChange` (validated apart, so that
+    each mistake is placed where it is)."""
 
 
 class KpiBook(_Strict):
@@ -489,12 +491,24 @@ def load_kpibook(
                             )
                         )
             goals[dept] = goal
-        if isinstance(parsed.targets, Targets):
-            entries: list[tuple[tuple[str | int, ...], Any]] = [(("targets",), parsed.targets)]
-        else:
-            entries = [(("targets", i), c) for i, c in enumerate(parsed.targets)]
-            changes.extend(parsed.targets)
+        base = Targets()
+        entries: list[tuple[tuple[str | int, ...], Targets | TargetChange]] = []
+        raw_targets = parsed.targets
+        to_check: list[tuple[tuple[str | int, ...], Any, type[Targets] | type[TargetChange]]] = (
+            [(("targets", i), r, TargetChange) for i, r in enumerate(raw_targets)]
+            if isinstance(raw_targets, list)
+            else [(("targets",), raw_targets, Targets)]
+        )
+        for at, raw, model in to_check:
+            try:
+                entries.append((at, model.model_validate(raw)))
+            except ValidationError as exc:
+                problems.extend(problems_from_validation(doc, exc, at))
         for at, entry in entries:
+            if isinstance(entry, TargetChange):
+                changes.append(entry)
+            else:
+                base = entry
             tables = (
                 entry.tables()
                 if isinstance(entry, TargetChange)
@@ -512,9 +526,8 @@ def load_kpibook(
                                     (*at, kind, who, kpi_id), f"unknown KPI {kpi_id!r}", key=True
                                 )
                             )
-        if isinstance(parsed.targets, Targets):
-            people.update(parsed.targets.people)
-            teams.update(parsed.targets.teams)
+        people.update(base.people)
+        teams.update(base.teams)
     if problems:
         raise ConfigError(problems)
     return KpiBook(
