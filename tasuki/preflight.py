@@ -117,14 +117,14 @@ def _validate_notifications(settings: Settings) -> object:
 
 
 def _people_files(settings: Settings) -> list[Path]:
-    from tasuki.membership import people_file
+    from tasuki.people_file import people_file
 
     path = people_file(settings)
     return [] if path is None else [path]
 
 
 def _validate_people(settings: Settings) -> object:
-    from tasuki.membership import people_file, read_people_file
+    from tasuki.people_file import people_file, read_people_file
 
     path = people_file(settings)
     return [] if path is None else read_people_file(path, settings.config)

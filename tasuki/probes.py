@@ -106,7 +106,7 @@ def probe_people(settings: Settings) -> tuple[str | None, list[Problem]]:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
-    from tasuki.membership import people_file, read_people_file, resolve_people
+    from tasuki.people_file import people_file, read_people_file, resolve_people
     from tasuki.store.models import Person
 
     path = people_file(settings)

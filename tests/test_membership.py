@@ -17,13 +17,8 @@ from connectors.local import LocalCrm
 from tasuki import kpis, runtime
 from tasuki.demo.org import define_schema
 from tasuki.errors import ConfigError
-from tasuki.membership import (
-    BEGINNING,
-    Interval,
-    Memberships,
-    read_people_file,
-    resolve_people,
-)
+from tasuki.membership import BEGINNING, Interval, Memberships
+from tasuki.people_file import read_people_file, resolve_people
 from tasuki.queue import connect
 from tasuki.settings import Settings
 from tasuki.store.db import Store, open_store

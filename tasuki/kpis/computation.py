@@ -19,7 +19,7 @@ from tasuki.kpis.engine import (
 from tasuki.kpis.periods import declared, kind_of, period_of, previous, spanning
 from tasuki.kpis.query import Context
 from tasuki.kpis.schema import Kpi
-from tasuki.membership import apply_people_file
+from tasuki.people_file import apply_people_file
 from tasuki.settings import Settings
 from tasuki.store.db import Store
 from tasuki.store.models import Handoff, KpiValue, SyncCursor
