@@ -5,6 +5,10 @@ to a user of another) or ``field`` + ``becomes`` (e.g. the stage becomes Closed 
 receiver are then read from the record's ``sender``/``receiver`` fields, the sender as it was at
 that moment when it is the owner). Handoffs are keyed by (boundary, record, time): detecting
 twice adds nothing.
+
+An owner's department is the one they belonged to at the instant of the change (see
+:mod:`tasuki.membership`), not today's: a person who moved from IS to FS in October keeps the
+MK→IS handoffs they received in September.
 """
 
 from __future__ import annotations
@@ -17,15 +21,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tasuki.verdicts import HandoffContext
+from tasuki.membership import Memberships
 from tasuki.recordings.store import artifacts_by_record
 from tasuki.settings import BoundaryConfig, Config
 from tasuki.store.models import Handoff, Person, Record, Transition
 from tasuki.store.upsert import insert_ignore
-from tasuki.verdicts import HandoffContext
 
 
 def departments(session: Session, system: str) -> dict[str, str | None]:
-    """CRM user id → department (MK/IS/FS/CS, or None when unmapped)."""
+    """CRM user id → department today (MK/IS/FS/CS, or None when unmapped)."""
     rows = session.execute(select(Person.user_id, Person.department).where(Person.system == system))
     return {uid: dept for uid, dept in rows}
 
@@ -61,7 +66,7 @@ def _candidates(
     record_id: str,
     fields: dict[str, Any],
     changes: list[Transition],
-    depts: dict[str, str | None],
+    members: Memberships,
 ) -> list[dict[str, Any]]:
     sender_dept, receiver_dept = b.departments
     owners = [t for t in changes if t.field == "owner"]
@@ -71,8 +76,8 @@ def _candidates(
             if (
                 t.old
                 and t.new
-                and depts.get(t.old) == sender_dept
-                and depts.get(t.new) == receiver_dept
+                and members.department(t.old, t.at) == sender_dept
+                and members.department(t.new, t.at) == receiver_dept
             ):
                 found.append((t.at, t.old, t.new))
     else:
@@ -107,7 +112,7 @@ def detect(
     boundaries = [b for b in config.boundaries if b.object == logical]
     if not boundaries or not record_ids:
         return 0
-    depts = departments(session, system)
+    members = Memberships.load(session, system)
     by_record: dict[str, list[Transition]] = defaultdict(list)
     for t in session.scalars(
         select(Transition)
@@ -133,7 +138,7 @@ def detect(
     rows = []
     for rid, rec_fields in fields.items():
         for b in boundaries:
-            for row in _candidates(b, rid, rec_fields, by_record.get(rid, []), depts):
+            for row in _candidates(b, rid, rec_fields, by_record.get(rid, []), members):
                 rows.append({"system": system, **row})
     return insert_ignore(session, Handoff, rows, ["system", "boundary", "record_id", "handed_at"])
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from tasuki.handoffs import contexts_for, detect, unknown_owners
 from tasuki.owed import Owed, owe, owed, settle
+from tasuki.people_file import apply_people_file
 from tasuki.runtime import Runtime
 from tasuki.store.models import Handoff, Record, Verdict, Violation, utcnow
 from tasuki.sync import sync_people
@@ -202,6 +203,7 @@ def judge_owed(
     now = utcnow()
     new_handoffs = 0
     with rt.store.session() as session:
+        apply_people_file(session, rt.settings)
         for obj, ids in sorted(by_object.items()):
             new_handoffs += detect(session, rt.settings.config, rt.system, obj, ids)
         changed = judge_with_dependents(rt, session, by_object, now)

@@ -122,6 +122,20 @@ def _validate_notifications(settings: Settings) -> object:
     return load_notification_book(settings.notification_paths, settings.config, kpi_ids)
 
 
+def _people_files(settings: Settings) -> list[Path]:
+    from tasuki.people_file import people_file
+
+    path = people_file(settings)
+    return [] if path is None else [path]
+
+
+def _validate_people(settings: Settings) -> object:
+    from tasuki.people_file import people_file, read_people_file
+
+    path = people_file(settings)
+    return [] if path is None else read_people_file(path, settings.config)
+
+
 FILE_CHECKS: list[FileCheck] = [
     FileCheck("rules", lambda s: s.rule_paths, _validate_rules, named_by="rules"),
     FileCheck("kpis", lambda s: s.kpi_paths, _validate_kpis, named_by="kpis"),
@@ -132,6 +146,7 @@ FILE_CHECKS: list[FileCheck] = [
         _validate_notifications,
         named_by="notifications",
     ),
+    FileCheck("people", _people_files, _validate_people),
 ]
 """Every kind of file besides ``tasuki.yaml``, checked in this order."""
 

@@ -35,7 +35,7 @@ def probe_all(settings: Settings) -> Findings:
     found = Findings()
     probes = [probe_redis, probe_crm]
     if not database_problems(settings.database_url):  # an unusable URL is reported already
-        probes.insert(0, probe_store)
+        probes[:0] = [probe_store, probe_people]
     for probe in probes:
         line, problems = probe(settings)
         if line:
@@ -98,6 +98,49 @@ def probe_store(settings: Settings) -> tuple[str | None, list[Problem]]:
         "applied at the next start or by `tasuki db upgrade`",
         [],
     )
+
+
+def probe_people(settings: Settings) -> tuple[str | None, list[Problem]]:
+    """The people file's persons against the people the store knows (each must name one)."""
+    from sqlalchemy import NullPool, create_engine, select
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from tasuki.people_file import people_file, read_people_file, resolve_people
+    from tasuki.store.models import Person
+
+    path = people_file(settings)
+    if path is None:
+        return None, []
+    try:
+        entries = read_people_file(path, settings.config)
+    except ConfigError:
+        return None, []  # its own mistakes are reported by the file check
+    parsed = make_url(settings.database_url)
+    if parsed.get_backend_name() == "sqlite" and not Path(str(parsed.database)).exists():
+        return None, []  # no store yet: nothing to name people against (and none created)
+    postgres = parsed.get_backend_name() == "postgresql"
+    connect_args = {"connect_timeout": CONNECT_TIMEOUT_SECONDS} if postgres else {}
+    engine = create_engine(settings.database_url, poolclass=NullPool, connect_args=connect_args)
+    try:
+        with engine.connect() as conn:
+            people = [
+                (uid, email, name)
+                for uid, email, name in conn.execute(
+                    select(Person.user_id, Person.email, Person.name).where(
+                        Person.system == settings.config.crm
+                    )
+                )
+            ]
+    except SQLAlchemyError:
+        return None, []  # the store probe says why
+    finally:
+        engine.dispose()
+    try:
+        resolve_people(entries, people)
+    except ConfigError as exc:
+        return None, exc.problems
+    return f"people: {path.name} names {len(entries)} membership(s) of known people", []
 
 
 def probe_redis(settings: Settings) -> tuple[str | None, list[Problem]]:

@@ -19,6 +19,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from tasuki.crm import RawRecord
+from tasuki import membership
 from tasuki.mapping import Mapper, crm_holds
 from tasuki.owed import Owed, owe, owed, settle
 from tasuki.queue import current_job_id
@@ -235,8 +236,9 @@ def sync_people(rt: Runtime) -> int:
     users = rt.connector.users(mapper.physical_fields("user"))
     dept_field = config.departments.user_field
     rows = []
+    seen: dict[str, dict[str, Any]] = {}
     for u in users:
-        fields = mapper.to_logical("user", u.fields)
+        fields = seen[u.id] = mapper.to_logical("user", u.fields)
         rows.append(
             {
                 "system": rt.system,
@@ -252,6 +254,7 @@ def sync_people(rt: Runtime) -> int:
             session, Person, rows, ["system", "user_id"], ["name", "email", "department", "team"]
         )
         apply_records(rt, session, "user", users)
+        membership.learn(session, rt.settings, rows, seen)
     return len(rows)
 
 

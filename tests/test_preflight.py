@@ -409,3 +409,42 @@ def test_every_variable_a_check_can_name_is_in_the_readme_table() -> None:
     ]
     for variable in variables:
         assert any(f"`{variable}`" in row for row in rows), variable
+
+
+PEOPLE = """\
+people:
+  - {person: emma@example.com, department: IS, to: 2026-10-16}
+  - {person: emma@example.com, department: Sales, from: 2026-10-16}
+  - {person: Ghost, department: FS, from: 2026-10-16}
+"""
+
+
+def test_the_people_file_is_checked_with_the_others_and_its_people_against_the_store(
+    tmp_path: Path,
+) -> None:
+    from tasuki.store.db import open_store
+    from tasuki.store.models import Person
+
+    org = Org(tmp_path)
+    org.files["people.yaml"] = PEOPLE
+    org.write()
+    result = _check(org)
+    assert result.exit_code == 2
+    assert _problems(result) == [
+        f"{org.at('people.yaml', 'Sales')}: unknown department 'Sales'; known: MK, IS, FS, CS, "
+        "Marketing, Inside Sales, Field Sales, Customer Success"
+    ]
+    org.change("people.yaml", "department: Sales", "department: Field Sales")
+    assert _check(org).exit_code == 0
+    # With the services: each person named must be one the store knows.
+    url = f"sqlite:///{tmp_path / 'tasuki.db'}"
+    store = open_store(url)
+    with store.session() as s:
+        s.add(Person(system="local", user_id="005A", name="Emma Clarke", email="emma@example.com"))
+    store.engine.dispose()
+    result = _check(org, "--with-services", TASUKI_DATABASE_URL=url)
+    assert result.exit_code == 2
+    problems = _problems(result)
+    assert len(problems) == 1 and problems[0].startswith(
+        f"{org.at('people.yaml', '{person: Ghost')}: unknown person 'Ghost'"
+    )

@@ -16,9 +16,10 @@ from tasuki.kpis.engine import (
     prefetchable,
     touched_instants,
 )
-from tasuki.kpis.periods import containing, kind_of, period_of, previous, spanning
+from tasuki.kpis.periods import declared, kind_of, period_of, previous, spanning
 from tasuki.kpis.query import Context
 from tasuki.kpis.schema import Kpi
+from tasuki.people_file import apply_people_file
 from tasuki.settings import Settings
 from tasuki.store.db import Store
 from tasuki.store.models import Handoff, KpiValue, SyncCursor
@@ -42,7 +43,7 @@ def _plan(ctx: Context, settings: Settings, periods: Sequence[str] | None) -> di
         for p in periods:
             kind_of(p)  # a typo fails here, not as an empty result
             for kpi in b.kpis.values():
-                add(kpi, containing(p, b.period_kind(kpi), fy, tz))
+                add(kpi, declared(p, b.period_kind(kpi), fy, tz))
         return plan
     session, system = ctx.session, ctx.system
     last = _watermark(ctx)
@@ -109,19 +110,24 @@ def compute(
     now: datetime,
     periods: Sequence[str] | None = None,
     then: Callable[[Session, int], object] | None = None,
+    restate: bool = False,
 ) -> int:
     """Recompute KPI values and upsert them into ``kpi_values``; returns rows changed.
 
     Without ``periods``: the current period and the previous one (late changes still reach it),
     plus every period a change since the last computation touched (a handoff detected or judged,
     a record synced, a record pointing at one, reaching back over the longest cohort window);
-    on the first run, every period since the first handoff. A month given for a KPI counted per
-    quarter recomputes that quarter. Idempotent: a second run with no change writes nothing.
+    on the first run, every period since the first handoff. A period given is computed whole for
+    every KPI counted per period as long or shorter (a quarter: the three months together); a
+    month given for a KPI counted per quarter recomputes that quarter. A period that has ended
+    keeps its stored targets unless ``restate`` (:func:`restatement` previews it). Idempotent: a
+    second run with no change writes nothing.
     ``then(session, changed)`` runs last in the same transaction (a job settles its debt there).
     """
     b = book(settings)
     changed = 0
     with store.session() as session:
+        apply_people_file(session, settings)  # an edited people file counts from this run
         ctx = Context(session, settings.config, b, settings.config.crm, now)
         plan = _plan(ctx, settings, periods)
         prefetched = {
@@ -130,9 +136,59 @@ def compute(
             if prefetchable(kpi) and sum(kpi in ks for ks in plan.values()) > 1
         }
         for period, kpis in sorted(plan.items()):
-            changed += compute_period(ctx, kpis, period, prefetched)
+            changed += compute_period(ctx, kpis, period, prefetched, restate=restate)
         if periods is None:
             _set_watermark(ctx)
         if then is not None:
             then(session, changed)
     return changed
+
+
+Figures = dict[tuple[str, str, str], tuple[float | None, float | None]]
+"""(KPI, subject kind, subject) → (value, target) of one period."""
+
+Restated = tuple[
+    tuple[str, str, str],
+    tuple[float | None, float | None] | None,
+    tuple[float | None, float | None] | None,
+]
+"""(key, (value, target) stored, (value, target) restated); None: no such row on that side."""
+
+
+class _Preview(Exception):
+    """Carries a computation's figures out of the transaction that is then rolled back."""
+
+    def __init__(self, figures: Figures) -> None:
+        super().__init__("preview")
+        self.figures = figures
+
+
+def _stored(session: Session, system: str, period: str) -> Figures:
+    return {
+        (v.kpi_id, v.subject_kind, v.subject_id): (v.value, v.target)
+        for v in session.scalars(
+            select(KpiValue).where(KpiValue.system == system, KpiValue.period == period)
+        )
+    }
+
+
+def restatement(store: Store, settings: Settings, period: str, *, now: datetime) -> list[Restated]:
+    """What restating ``period`` (recomputing it with today's targets) would change, computed
+    in a transaction that is rolled back: every row that differs."""
+    system = settings.config.crm
+    with store.session() as session:
+        before = _stored(session, system, period)
+    after: Figures = {}
+    try:
+        with store.session() as session:
+            ctx = Context(session, settings.config, book(settings), system, now)
+            for p, kpis in sorted(_plan(ctx, settings, [period]).items()):
+                compute_period(ctx, kpis, p, restate=True)
+            raise _Preview(_stored(session, system, period))
+    except _Preview as preview:
+        after = preview.figures
+    return [
+        (key, before.get(key), after.get(key))
+        for key in sorted(set(before) | set(after))
+        if before.get(key) != after.get(key)
+    ]

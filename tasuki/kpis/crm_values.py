@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -14,7 +14,7 @@ from tasuki.kpis.engine import (
     explain_rows,
     target_for,
 )
-from tasuki.kpis.periods import containing, kind_of, period_of, previous
+from tasuki.kpis.periods import bounds, containing, declared, kind_of, period_of, previous
 from tasuki.kpis.query import Context
 from tasuki.kpis.schema import KpiBook, KpiKind
 from tasuki.kpis.summary import KpiFigure, capped_attainment, no_events, person_summary
@@ -39,10 +39,11 @@ def pushed_periods(settings: Settings, now: datetime | None = None) -> list[str]
 
 
 def _kpi_periods(b: KpiBook, tz: ZoneInfo, periods: Sequence[str]) -> dict[str, list[str]]:
-    """Each KPI's own periods containing ``periods`` (a quarterly KPI: one quarter for 3 months)."""
+    """Each KPI's periods for ``periods`` as declared (a monthly KPI over a quarter: the quarter
+    whole; a quarterly KPI for 3 months: their one quarter)."""
     out: dict[str, list[str]] = {}
     for kpi in b.kpis.values():
-        own = {containing(p, b.period_kind(kpi), b.fiscal_year_start, tz) for p in periods}
+        own = {declared(p, b.period_kind(kpi), b.fiscal_year_start, tz) for p in periods}
         out[kpi.id] = sorted(own)
     return out
 
@@ -108,15 +109,23 @@ def _row_values(store: Store, settings: Settings, periods: Sequence[str]) -> lis
                 )
         subjects = Subjects.load(session, cfg.crm)
     if "person" in kinds:
-        for user_id, dept in subjects.departments.items():
-            goal = b.goals.get(dept or "")
-            if goal is None:
-                continue
-            for kpi_id, item in {**goal.own, **goal.neighbour}.items():
-                kpi = b.kpis[kpi_id]
-                zero = no_events(kpi)
-                goal_target = target_for(b, kpi_id, "person", user_id, subjects) or item.target
-                for p in per_kpi[kpi_id]:
+        now = datetime.now(UTC)
+        for p in sorted({p for ps in per_kpi.values() for p in ps}):
+            _, end = bounds(p, b.fiscal_year_start, tz)
+            counted_at = min(end - timedelta(microseconds=1), now)
+            for user_id, (dept, _team) in subjects.people_in(counted_at).items():
+                goal = b.goals.get(dept or "")
+                if goal is None:
+                    continue
+                for kpi_id, item in {**goal.own, **goal.neighbour}.items():
+                    if p not in per_kpi[kpi_id]:
+                        continue
+                    kpi = b.kpis[kpi_id]
+                    zero = no_events(kpi)
+                    goal_target = (
+                        target_for(b, kpi_id, "person", user_id, subjects, counted_at, p)
+                        or item.target
+                    )
                     figures.setdefault(
                         (kpi_id, p, "person", user_id), (zero, zero, None, goal_target)
                     )

@@ -1,11 +1,13 @@
 """KPI computation in SQL on the store: one statement per KPI and period, the same on SQLite and
 PostgreSQL (SQLAlchemy Core; JSON fields read with ``fields[name].as_string()``).
 
-Each KPI becomes an *event query*: one row per event (a handoff, a dated record, a field change)
-with the person it is credited to, that person's department at the time when the store knows it
-(a handoff records both sides' departments), the record, the event's time and its contribution
-to the numerator and denominator. The figures are that query grouped by person; ``kpi explain``
-runs the same query ungrouped, so an explanation lists exactly the records behind a figure.
+Each KPI becomes an *event query*: one row per event (a handoff, a dated record, a field
+change) with the person it is credited to, that person's department at the time when the store
+knows it (a handoff records both sides' departments), the record, the event's time and its
+contribution to the numerator and denominator. Every other event counts for the team and
+department its person belonged to at the time of the event (:mod:`tasuki.membership`), never
+today's. The figures are that query grouped by person; ``kpi explain`` runs the same query
+ungrouped, so an explanation lists exactly the records behind a figure.
 
 Semantics worth knowing:
 
@@ -19,25 +21,37 @@ Semantics worth knowing:
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     delete,
     func,
+    or_,
     select,
     tuple_,
 )
 from sqlalchemy.orm import Session
 
-from tasuki.kpis.periods import bounds, period_of
+from tasuki.kpis.periods import (
+    PeriodKind,
+    bounds,
+    declared,
+    first_month,
+    kind_of,
+    months_in,
+    period_of,
+)
 from tasuki.kpis.query import Context, EventQuery, EventRow, event_query, text_field
 from tasuki.kpis.schema import Kpi, KpiBook, KpiKind
-from tasuki.store.models import Handoff, KpiValue, Person, Record, Verdict
+from tasuki.membership import Memberships
+from tasuki.store.models import Handoff, KpiValue, Record, Verdict
 from tasuki.store.upsert import upsert
 
 ORG = "org"
@@ -132,21 +146,45 @@ def _figure(kpi: Kpi, nums: Sequence[float], dens: float) -> Figure:
 
 @dataclass(frozen=True)
 class Subjects:
-    """Who belongs where now: person → department and team (for events with no department)."""
+    """Who belonged where when (:mod:`tasuki.membership`): an event counts for the team and
+    department its person was in at the time of the event."""
 
-    departments: Mapping[str, str | None]
-    teams: Mapping[str, str | None]
+    memberships: Memberships
 
     @classmethod
     def load(cls, session: Session, system: str) -> Subjects:
-        rows = session.execute(
-            select(Person.user_id, Person.department, Person.team).where(Person.system == system)
-        ).all()
-        return cls({r[0]: r[1] for r in rows}, {r[0]: r[2] for r in rows})
+        return cls(Memberships.load(session, system))
+
+    def at(self, person: str | None, when: datetime) -> tuple[str | None, str | None]:
+        """(department, team) of ``person`` at ``when``."""
+        return self.memberships.at(person, when)
+
+    def people_in(self, when: datetime) -> dict[str, tuple[str | None, str | None]]:
+        """Everyone with their (department, team) at ``when``."""
+        return self.memberships.people_in(when)
 
 
-Rows = list[tuple[str | None, str | None, list[float], float]]
-"""(person, department, numerator contributions, denominator) groups of events."""
+def reference_instant(ctx: Context, period: str) -> datetime:
+    """The instant a period's people are counted at (whose goal, which team's target): the
+    period's last instant, or now while it runs."""
+    _, end = bounds(period, ctx.book.fiscal_year_start, ctx.tz)
+    return min(end - timedelta(microseconds=1), ctx.now)
+
+
+Rows = list[tuple[str | None, str | None, list[float], float, datetime | None]]
+"""(person, department, numerator contributions, denominator, when) groups of events; ``when``
+None: the group spans the period (its person's membership does not change in it)."""
+
+
+def _event_instant(value: datetime | str | None, tz: ZoneInfo) -> datetime | None:
+    """An event's time as an instant (a plain local date: its noon)."""
+    if isinstance(value, str) and len(value) == 10:
+        try:
+            day = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return datetime(day.year, day.month, day.day, 12, tzinfo=tz)
+    return _instant(value)
 
 
 def dated_rows(ctx: Context, kpi: Kpi, periods: Sequence[str]) -> dict[str, Rows]:
@@ -163,7 +201,7 @@ def dated_rows(ctx: Context, kpi: Kpi, periods: Sequence[str]) -> dict[str, Rows
     grouped = select(
         sub.c.person, sub.c.dept, when, func.sum(sub.c.num), func.sum(sub.c.den)
     ).group_by(sub.c.person, sub.c.dept, when)
-    kind = ctx.book.period_kind(kpi)
+    kinds = sorted({kind_of(p) for p in periods})
     wanted = set(periods)
     out: dict[str, Rows] = {p: [] for p in periods}
     for person, dept, key, n, den in ctx.session.execute(grouped):
@@ -175,9 +213,10 @@ def dated_rows(ctx: Context, kpi: Kpi, periods: Sequence[str]) -> dict[str, Rows
                 at = datetime.fromisoformat(key[:16]).replace(tzinfo=UTC)
         except (TypeError, ValueError):
             continue  # not a date: such a record is in no period (as in the per-period query)
-        period = period_of(at, kind, fy, tz)
-        if period in wanted:
-            out[period].append((person, dept, [float(n or 0)], float(den or 0)))
+        for kind in kinds:
+            period = period_of(at, kind, fy, tz)
+            if period in wanted:
+                out[period].append((person, dept, [float(n or 0)], float(den or 0), at))
     return out
 
 
@@ -189,37 +228,59 @@ def prefetchable(kpi: Kpi) -> bool:
 def kpi_figures(
     ctx: Context, kpi: Kpi, period: str, subjects: Subjects, grouped_rows: Rows | None = None
 ) -> dict[tuple[str, str], Figure]:
-    """``kpi`` in ``period`` for every person, team, department and the org with events."""
+    """``kpi`` in ``period`` for every person, team, department and the org with events; each
+    event counts for the team and department its person was in at the time of the event."""
     q = event_query(ctx, kpi, period)
-    rows: Iterable[tuple[str | None, str | None, list[float], float]]
+    start, end = bounds(period, ctx.book.fiscal_year_start, ctx.tz)
+    rows: Iterable[tuple[str | None, str | None, list[float], float, datetime | None]]
     if grouped_rows is not None:
         rows = grouped_rows
     elif kpi.kind in (KpiKind.DURATION, KpiKind.SLA):
         rows = (
-            (r.person, r.dept, [n], d)
+            (r.person, r.dept, [n], d, _event_instant(r.at, ctx.tz))
             for r in ctx.session.execute(q)
             for n, d in [measure(ctx, kpi, r)]
             if n is not None and d is not None
         )
     else:
         sub = q.subquery("events")
+        movers = sorted(subjects.memberships.movers(start, end))
         grouped = select(
             sub.c.person, sub.c.dept, func.sum(sub.c.num), func.sum(sub.c.den)
         ).group_by(sub.c.person, sub.c.dept)
-        rows = (
-            (p, d, [float(n or 0)], float(den or 0))
-            for p, d, n, den in ctx.session.execute(grouped)
+        steady: Iterable[tuple[str | None, str | None, list[float], float, datetime | None]] = (
+            (p, d, [float(n or 0)], float(den or 0), None)
+            for p, d, n, den in ctx.session.execute(
+                grouped.where(or_(sub.c.person.is_(None), sub.c.person.not_in(movers)))
+                if movers
+                else grouped
+            )
         )
+        # People who changed team or department during the period: event by event.
+        moving: Iterable[tuple[str | None, str | None, list[float], float, datetime | None]] = (
+            (
+                (p, d, [float(n or 0)], float(den or 0), _event_instant(at, ctx.tz))
+                for p, d, at, n, den in ctx.session.execute(
+                    select(sub.c.person, sub.c.dept, sub.c.at, sub.c.num, sub.c.den).where(
+                        sub.c.person.in_(movers)
+                    )
+                )
+            )
+            if movers
+            else iter(())
+        )
+        rows = itertools.chain(steady, moving)
     nums: dict[tuple[str, str], list[float]] = defaultdict(list)
     dens: dict[tuple[str, str], float] = defaultdict(float)
-    for person, dept, n, d in rows:
+    for person, dept, n, d, when in rows:
         keys = [("org", ORG)]
+        department: str | None = dept
         if person is not None:
             keys.append(("person", person))
-            team = subjects.teams.get(person)
+            held_dept, team = subjects.at(person, when or start)
+            department = dept or held_dept
             if team:
                 keys.append(("team", team))
-        department = dept or (subjects.departments.get(person) if person else None)
         if department:
             keys.append(("department", department))
         for key in keys:
@@ -229,23 +290,61 @@ def kpi_figures(
 
 
 def target_for(
-    book: KpiBook, kpi_id: str, kind: str, subject: str, subjects: Subjects
+    book: KpiBook,
+    kpi_id: str,
+    kind: str,
+    subject: str,
+    subjects: Subjects,
+    at: datetime,
+    period: str | None = None,
 ) -> float | None:
-    """The target of a person (own override, else team's, else department's goal) or a team."""
+    """The target of a person (own override, else their team's, else their department's goal,
+    as they were at ``at``) or a team, as it applies in ``period`` (the targets written
+    ``from`` a period on, the latest that began by then, over the ones without a date).
+
+    A count or sum asked for a period longer than the KPI's own (a monthly KPI over a quarter)
+    has its target times the number of its periods in it; rates and durations keep theirs."""
+    fy = book.fiscal_year_start
+    changes = [
+        c
+        for c in book.target_changes
+        if period is None or first_month(c.from_, fy) <= first_month(period, fy)
+    ]
+
+    def latest(table: str, who: str | None) -> float | None:
+        for c in reversed(changes):
+            value = dict(c.tables())[table].get(who or "", {}).get(kpi_id)
+            if value is not None:
+                return value
+        if table == "people":
+            return book.targets.people.get(who or "", {}).get(kpi_id)
+        if table == "teams":
+            return book.targets.teams.get(who or "", {}).get(kpi_id)
+        goal = book.goals.get(who or "")
+        item = None if goal is None else goal.own.get(kpi_id) or goal.neighbour.get(kpi_id)
+        return None if item is None else item.target
+
     if kind == "team":
-        return book.targets.teams.get(subject, {}).get(kpi_id)
-    if kind != "person":
+        target = latest("teams", subject)
+    elif kind != "person":
         return None
-    if kpi_id in book.targets.people.get(subject, {}):
-        return book.targets.people[subject][kpi_id]
-    team = subjects.teams.get(subject)
-    if team and kpi_id in book.targets.teams.get(team, {}):
-        return book.targets.teams[team][kpi_id]
-    goal = book.goals.get(subjects.departments.get(subject) or "")
-    if goal is None:
-        return None
-    item = goal.own.get(kpi_id) or goal.neighbour.get(kpi_id)
-    return None if item is None else item.target
+    else:
+        dept, team = subjects.at(subject, at)
+        target = latest("people", subject)
+        if target is None and team:
+            target = latest("teams", team)
+        if target is None:
+            target = latest("departments", dept)
+    kpi = book.kpis.get(kpi_id)
+    if target is None or period is None or kpi is None:
+        return target
+    if kpi.kind in (KpiKind.COUNT, KpiKind.SUM):
+        own = months_in(declared(period, book.period_kind(kpi), fy, ZoneInfo("UTC")))
+        target *= max(1, own // _KIND_MONTHS[book.period_kind(kpi)])
+    return target
+
+
+_KIND_MONTHS = {PeriodKind.MONTH: 1, PeriodKind.QUARTER: 3, PeriodKind.FISCAL_YEAR: 12}
 
 
 def compute_period(
@@ -253,9 +352,14 @@ def compute_period(
     kpis: Sequence[Kpi],
     period: str,
     prefetched: Mapping[str, Mapping[str, Rows]] | None = None,
+    *,
+    restate: bool = False,
 ) -> int:
     """Recompute ``kpis`` for ``period``; write only what changed, drop figures that vanished
-    (a deleted record's sender has nothing left); returns how many stored rows changed."""
+    (a deleted record's sender has nothing left); returns how many stored rows changed.
+
+    Once ``period`` has ended its stored targets are frozen: a target changed since never
+    rewrites its attainment, unless ``restate`` (a deliberate restatement) says so."""
     if not kpis:
         return 0
     session, system = ctx.session, ctx.system
@@ -271,12 +375,17 @@ def compute_period(
     }
     rows = []
     fresh: set[tuple[str, str, str]] = set()
+    counted_at = reference_instant(ctx, period)
+    frozen = not restate and bounds(period, ctx.book.fiscal_year_start, ctx.tz)[1] <= ctx.now
     for kpi in kpis:
         pre = (prefetched or {}).get(kpi.id, {}).get(period)
         for (kind, subject), fig in kpi_figures(ctx, kpi, period, subjects, pre).items():
             key = (kpi.id, kind, subject)
             fresh.add(key)
-            target = target_for(ctx.book, kpi.id, kind, subject, subjects)
+            if frozen and key in existing:
+                target = existing[key][3]
+            else:
+                target = target_for(ctx.book, kpi.id, kind, subject, subjects, counted_at, period)
             if existing.get(key) == (fig.value, fig.numerator, fig.denominator, target):
                 continue
             rows.append(

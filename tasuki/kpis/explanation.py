@@ -10,7 +10,7 @@ from tasuki.kpis.engine import (
     Subjects,
     explain_rows,
 )
-from tasuki.kpis.periods import containing
+from tasuki.kpis.periods import declared
 from tasuki.kpis.query import Context, EventRow
 from tasuki.kpis.schema import Kpi
 from tasuki.settings import Settings
@@ -33,15 +33,16 @@ class Explanation:
 def explain(
     store: Store, settings: Settings, kpi_id: str, period: str, person: str | None = None
 ) -> Explanation:
-    """The records behind ``kpi_id``'s figure for ``person`` (``None``: the org) in the period
-    of the KPI's kind containing ``period``; the figure is computed afresh, not read back."""
+    """The records behind ``kpi_id``'s figure for ``person`` (``None``: the org) in ``period``
+    as declared (:func:`~tasuki.kpis.periods.declared`: a quarter whole); the figure is computed
+    afresh, not read back."""
     from tasuki.kpis.engine import kpi_figures
 
     b = book(settings)
     if kpi_id not in b.kpis:
         raise KeyError(f"unknown KPI {kpi_id!r}; known: {', '.join(sorted(b.kpis))}")
     kpi = b.kpis[kpi_id]
-    p = containing(period, b.period_kind(kpi), b.fiscal_year_start, company_tz(settings))
+    p = declared(period, b.period_kind(kpi), b.fiscal_year_start, company_tz(settings))
     with store.session() as session:
         ctx = Context(session, settings.config, b, settings.config.crm, datetime.now(UTC))
         rows = explain_rows(ctx, kpi, p, person)

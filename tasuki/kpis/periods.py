@@ -90,3 +90,63 @@ def spanning(start: datetime, end: datetime, kind: str, fy_start: int, tz: ZoneI
         if upper > end:
             return out
         out.append(period_of(upper, kind, fy_start, tz))
+
+
+_SIZE = {PeriodKind.MONTH: 1, PeriodKind.QUARTER: 3, PeriodKind.FISCAL_YEAR: 12}
+"""Months in a period of each kind."""
+
+_CALENDAR_QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
+
+
+def months_in(period: str) -> int:
+    """How many months ``period`` spans (1, 3 or 12)."""
+    return _SIZE[kind_of(period)]
+
+
+def declared(period: str, kind: str, fy_start: int, tz: ZoneInfo) -> str:
+    """The period a KPI counted per ``kind`` is computed over when ``period`` is asked for:
+    ``period`` itself, whole, when it is as long as ``kind`` or longer (a monthly KPI over
+    FY2026-Q3 is computed over October to December, not October); else the period of ``kind``
+    containing it (a quarterly KPI asked for 2026-11 is its quarter)."""
+    if _SIZE[kind_of(period)] >= _SIZE[PeriodKind(kind)]:
+        return period
+    return containing(period, kind, fy_start, tz)
+
+
+def parse_period(text: str, fy_start: int) -> str:
+    """A period as people type it, named as tasuki stores it: ``2026-11``, ``FY2026-Q3`` and
+    ``FY2026`` as they are; a calendar quarter ``2026-Q3`` (July to September 2026) as the
+    fiscal quarter of the same months (``FY2026-Q2`` with an April fiscal year), which exists
+    only when the fiscal year starts in January, April, July or October. ``ValueError`` with
+    what is expected otherwise."""
+    value = text.strip().upper() if text.strip()[:2].upper() == "FY" else text.strip()
+    if m := _CALENDAR_QUARTER.match(value.upper()):
+        year, quarter = int(m.group(1)), int(m.group(2))
+        first = 3 * (quarter - 1) + 1
+        if (first - fy_start) % 3:
+            raise ValueError(
+                f"{text!r} is a calendar quarter, and quarters start in month {fy_start} here: "
+                "name the fiscal quarter (FY2026-Q3)"
+            )
+        fy = year if first >= fy_start else year - 1
+        return f"FY{fy}-Q{(first - fy_start) % 12 // 3 + 1}"
+    kind_of(value)
+    return value
+
+
+def label(period: str, current: bool = False) -> str:
+    """A period's heading; the running one says it is not over (``2026-12, month to date``)."""
+    if not current:
+        return period
+    return f"{period}, {kind_of(period).value.replace('fiscal_year', 'year')} to date"
+
+
+def first_month(period: str, fy_start: int) -> tuple[int, int]:
+    """(year, month) of the first month of ``period``: periods of any kind in time order."""
+    kind = kind_of(period)
+    if kind == PeriodKind.MONTH:
+        year, month = (int(x) for x in period.split("-"))
+        return (year, month)
+    fy_text, _, quarter = period[2:].partition("-Q")
+    index = int(fy_text) * 12 + fy_start - 1 + (3 * (int(quarter) - 1) if quarter else 0)
+    return (index // 12, index % 12 + 1)

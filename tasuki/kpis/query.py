@@ -367,7 +367,10 @@ class EventQuery:
             hit = and_(*(self._condition(c, at) for c in self.kpi.success))
             return case((hit, 1.0), else_=0.0), one
         if kind == KpiKind.HANDOFF_PASS_RATE:
-            passed = self._condition(Condition(verdict="passed"), at)
+            h = self.handoff
+            passed = exists().where(
+                Verdict.handoff_id == h.id, Verdict.outcome.in_(self.kpi.passing)
+            )
             return case((passed, 1.0), else_=0.0), one
         return null(), one  # duration, sla: measured in Python from ``at`` and ``until``
 

@@ -22,6 +22,10 @@ A KPI file looks like this (see ``tasuki/defaults/kpis/default.yaml`` for the sh
     targets:                                # per person or team, over the department's goal
       people: {"005000000000001": {mk_mqls: 30}}
       teams: {East: {mk_mqls: 25}}
+    # or, so that a change applies from a period on and never rewrites a closed one:
+    # targets:
+    #   - {from: 2026-04, departments: {MK: {mk_mqls: 20}}, teams: {East: {mk_mqls: 25}}}
+    #   - {from: 2026-12, departments: {MK: {mk_mqls: 24}}}
 
 Parsing (pydantic, strict, frozen) is kept apart from the cross-checks against the config
 (boundaries, objects, fields, related lookups); all problems of all files are raised at once.
@@ -37,7 +41,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tasuki.errors import ConfigError, Problem
-from tasuki.kpis.periods import PeriodKind
+from tasuki.kpis.periods import PeriodKind, first_month
 from tasuki.yamlsource import Located, load, problems_from_validation
 
 DEPARTMENT_PAIRS = {f"{a}→{b}" for a in ("MK", "IS", "FS", "CS") for b in ("MK", "IS", "FS", "CS")}
@@ -167,6 +171,9 @@ class Kpi(_Strict):
     """Durations and SLAs in the company's business hours (else wall-clock hours)."""
     better: Literal["higher", "lower"] | None = None
     period: PeriodKind | None = None
+    warned_counts_as: Literal["passed", "failed"] | None = None
+    """For ``handoff_pass_rate``: what a warned handoff (only ``warn`` rules broken) counts as;
+    default ``passed``, as the rules say ("warn only warns")."""
     record_field: str | None = None
     """A field of the events' record that receives what this record adds to the figure (a
     lead's business hours to first touch, 1/0 for an SLA met or missed)."""
@@ -186,6 +193,8 @@ class Kpi(_Strict):
             raise ValueError("until goes with kinds duration and sla, and they need it")
         if (k == KpiKind.SLA) != (self.within_hours is not None):
             raise ValueError("within_hours goes with kind sla, and sla needs it")
+        if self.warned_counts_as is not None and k != KpiKind.HANDOFF_PASS_RATE:
+            raise ValueError("warned_counts_as goes with kind handoff_pass_rate")
         if k == KpiKind.HANDOFF_PASS_RATE and self.events.handoffs is None:
             raise ValueError("handoff_pass_rate counts handoffs: events: {handoffs: BOUNDARY}")
         return self
@@ -194,6 +203,20 @@ class Kpi(_Strict):
     def lower_is_better(self) -> bool:
         """Durations shrink when things go well; everything else grows."""
         return self.better == "lower" or (self.better is None and self.kind == KpiKind.DURATION)
+
+    @property
+    def passing(self) -> tuple[str, ...]:
+        """The verdicts a ``handoff_pass_rate`` counts as passed."""
+        if self.warned_counts_as == "failed":
+            return ("passed",)
+        return ("passed", "warned")
+
+    @property
+    def passing_label(self) -> str:
+        """What the pass rate counts, as outputs say it."""
+        if self.kind != KpiKind.HANDOFF_PASS_RATE:
+            return ""
+        return "warned counts as " + ("failed" if self.passing == ("passed",) else "passed")
 
     @property
     def is_ratio(self) -> bool:
@@ -229,6 +252,9 @@ class Goal(_Strict):
     _items = field_validator("own", "neighbour", mode="before")(_items)
 
 
+Department = Literal["MK", "IS", "FS", "CS"]
+
+
 class Targets(_Strict):
     """Targets overriding the department's, per person (CRM user id) or per team."""
 
@@ -236,7 +262,30 @@ class Targets(_Strict):
     teams: dict[str, dict[str, float]] = Field(default_factory=dict)
 
 
-Department = Literal["MK", "IS", "FS", "CS"]
+class TargetChange(_Strict):
+    """Targets that apply from a period on (``from: 2026-12``): a department's goal targets,
+    a person's or a team's. A closed period keeps the targets it had; a later entry wins over
+    an earlier one for the periods both cover."""
+
+    from_: str = Field(alias="from")
+    departments: dict[Department, dict[str, float]] = Field(default_factory=dict)
+    people: dict[str, dict[str, float]] = Field(default_factory=dict)
+    teams: dict[str, dict[str, float]] = Field(default_factory=dict)
+
+    @field_validator("from_", mode="before")
+    @classmethod
+    def _period(cls, value: Any) -> Any:
+        from tasuki.kpis.periods import kind_of
+
+        text = str(value).strip()
+        kind_of(text.upper() if text[:2].upper() == "FY" else text)
+        return text.upper() if text[:2].upper() == "FY" else text
+
+    def tables(self) -> tuple[tuple[str, Mapping[str, Mapping[str, float]]], ...]:
+        departments: dict[str, Mapping[str, float]] = {
+            str(k): v for k, v in self.departments.items()
+        }
+        return (("departments", departments), ("people", self.people), ("teams", self.teams))
 
 
 class KpiFile(_Strict):
@@ -246,7 +295,9 @@ class KpiFile(_Strict):
     fiscal_year_start: int = Field(4, ge=1, le=12)
     kpis: list[dict[str, Any]] = Field(default_factory=list)
     goals: dict[Department, Goal] = Field(default_factory=dict)
-    targets: Targets = Targets()
+    targets: dict[str, Any] | list[Any] = Field(default_factory=dict)
+    """A :class:`Targets` mapping, or a list of :class:`TargetChange` (validated apart, so that
+    each mistake is placed where it is)."""
 
 
 class KpiBook(_Strict):
@@ -257,6 +308,8 @@ class KpiBook(_Strict):
     kpis: dict[str, Kpi]
     goals: dict[str, Goal]
     targets: Targets = Targets()
+    target_changes: tuple[TargetChange, ...] = ()
+    """Targets from a period on, in the order of their ``from``."""
     event_objects: dict[str, str] = Field(default_factory=dict)
     """KPI id → the logical object of its events' records."""
 
@@ -395,6 +448,7 @@ def load_kpibook(
     fy = 4
     people: dict[str, dict[str, float]] = {}
     teams: dict[str, dict[str, float]] = {}
+    changes: list[TargetChange] = []
     parsed_files: list[tuple[Located, KpiFile]] = []
     known_ids: set[str] = set()
     for path in paths:
@@ -437,17 +491,43 @@ def load_kpibook(
                             )
                         )
             goals[dept] = goal
-        for kind, table in (("people", parsed.targets.people), ("teams", parsed.targets.teams)):
-            for who, per_kpi in table.items():
-                for kpi_id in per_kpi:
-                    if kpi_id not in kpis and kpi_id not in known_ids:
-                        problems.append(
-                            doc.problem(
-                                ("targets", kind, who, kpi_id), f"unknown KPI {kpi_id!r}", key=True
+        base = Targets()
+        entries: list[tuple[tuple[str | int, ...], Targets | TargetChange]] = []
+        raw_targets = parsed.targets
+        to_check: list[tuple[tuple[str | int, ...], Any, type[Targets] | type[TargetChange]]] = (
+            [(("targets", i), r, TargetChange) for i, r in enumerate(raw_targets)]
+            if isinstance(raw_targets, list)
+            else [(("targets",), raw_targets, Targets)]
+        )
+        for at, raw, model in to_check:
+            try:
+                entries.append((at, model.model_validate(raw)))
+            except ValidationError as exc:
+                problems.extend(problems_from_validation(doc, exc, at))
+        for at, entry in entries:
+            if isinstance(entry, TargetChange):
+                changes.append(entry)
+            else:
+                base = entry
+            tables = (
+                entry.tables()
+                if isinstance(entry, TargetChange)
+                else (
+                    ("people", entry.people),
+                    ("teams", entry.teams),
+                )
+            )
+            for kind, table in tables:
+                for who, per_kpi in table.items():
+                    for kpi_id in per_kpi:
+                        if kpi_id not in kpis and kpi_id not in known_ids:
+                            problems.append(
+                                doc.problem(
+                                    (*at, kind, who, kpi_id), f"unknown KPI {kpi_id!r}", key=True
+                                )
                             )
-                        )
-        people.update(parsed.targets.people)
-        teams.update(parsed.targets.teams)
+        people.update(base.people)
+        teams.update(base.teams)
     if problems:
         raise ConfigError(problems)
     return KpiBook(
@@ -456,5 +536,6 @@ def load_kpibook(
         kpis=kpis,
         goals=goals,
         targets=Targets(people=people, teams=teams),
+        target_changes=tuple(sorted(changes, key=lambda c: first_month(c.from_, fy))),
         event_objects=objects,
     )

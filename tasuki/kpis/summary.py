@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
@@ -12,7 +13,7 @@ from tasuki.kpis.engine import (
     Subjects,
     target_for,
 )
-from tasuki.kpis.periods import containing
+from tasuki.kpis.periods import bounds, declared
 from tasuki.kpis.schema import Kpi, KpiKind
 from tasuki.settings import Settings
 from tasuki.store.db import Store
@@ -80,10 +81,14 @@ def _weighted(figs: Sequence[KpiFigure]) -> float | None:
     return sum(w * a for w, a in known if a is not None) / total if total else None
 
 
-def person_summary(store: Store, settings: Settings, period: str) -> list[PersonKpis]:
-    """Every person whose current department has a goal, in funnel order then by name.
+def person_summary(
+    store: Store, settings: Settings, period: str, now: datetime | None = None
+) -> list[PersonKpis]:
+    """Every person whose department in ``period`` (at its end, or now while it runs) has a
+    goal, in funnel order then by name.
 
-    Each KPI is read for the period of its own kind containing ``period``. A count or sum with
+    Each KPI is read for ``period`` whole (the period of its own kind containing ``period`` when
+    that is longer). A count or sum with
     no events is 0; a rate with none is unknown (``None``) and leaves the attainment out.
     Attainment = the part weights (own, neighbour) over the KPI-weighted means of each part,
     over the parts that have a figure."""
@@ -91,11 +96,11 @@ def person_summary(store: Store, settings: Settings, period: str) -> list[Person
     tz = company_tz(settings)
     system = settings.config.crm
     kpi_period = {
-        k.id: containing(period, b.period_kind(k), b.fiscal_year_start, tz) for k in b.kpis.values()
+        k.id: declared(period, b.period_kind(k), b.fiscal_year_start, tz) for k in b.kpis.values()
     }
     with store.session() as session:
         values = {
-            (v.kpi_id, v.subject_id, v.period): v.value
+            (v.kpi_id, v.subject_id, v.period): (v.value, v.target)
             for v in session.scalars(
                 select(KpiValue).where(
                     KpiValue.system == system,
@@ -104,12 +109,21 @@ def person_summary(store: Store, settings: Settings, period: str) -> list[Person
                 )
             )
         }
-        people = session.scalars(select(Person).where(Person.system == system)).all()
+        names = dict(
+            session.execute(
+                select(Person.user_id, Person.name).where(Person.system == system)
+            ).all()
+        )
         subjects = Subjects.load(session, system)
+    _, end = bounds(period, b.fiscal_year_start, tz)
+    counted_at = min(end - timedelta(microseconds=1), now or datetime.now(UTC))
+    members = subjects.people_in(counted_at)
     order = {d: i for i, d in enumerate(("MK", "IS", "FS", "CS"))}
     out = []
-    for p in sorted(people, key=lambda p: (order.get(p.department or "", 9), p.name, p.user_id)):
-        goal = b.goals.get(p.department or "")
+    for uid, (dept, _team) in sorted(
+        members.items(), key=lambda m: (order.get(m[1][0] or "", 9), names.get(m[0], ""), m[0])
+    ):
+        goal = b.goals.get(dept or "")
         if goal is None:
             continue
         parts: list[list[KpiFigure]] = []
@@ -117,10 +131,13 @@ def person_summary(store: Store, settings: Settings, period: str) -> list[Person
             figs = []
             for kpi_id, item in items.items():
                 kpi = b.kpis[kpi_id]
-                value = values.get((kpi_id, p.user_id, kpi_period[kpi_id]))
+                value, stored_target = values.get((kpi_id, uid, kpi_period[kpi_id]), (None, None))
                 if value is None:
                     value = no_events(kpi)
-                target = target_for(b, kpi_id, "person", p.user_id, subjects) or item.target
+                # The stored target: a closed period keeps the one it was computed with.
+                target = stored_target or target_for(
+                    b, kpi_id, "person", uid, subjects, counted_at, kpi_period[kpi_id]
+                )
                 figs.append(
                     KpiFigure(
                         kpi_id,
@@ -142,5 +159,5 @@ def person_summary(store: Store, settings: Settings, period: str) -> list[Person
         known = [(w, a) for w, a in weighted if a is not None and w > 0]
         total_w = sum(w for w, _ in known)
         attainment = sum(w * a for w, a in known if a is not None) / total_w if total_w else None
-        out.append(PersonKpis(p.user_id, p.name, p.department or "", own, neighbour, attainment))
+        out.append(PersonKpis(uid, names.get(uid, ""), dept or "", own, neighbour, attainment))
     return out

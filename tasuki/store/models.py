@@ -93,6 +93,26 @@ class Person(Base):
     """A team within the department (KPIs roll up per team); ``None`` when the CRM has none."""
 
 
+class Membership(Base):
+    """A person's department and team over ``[valid_from, valid_to)`` (see
+    :mod:`tasuki.membership`): observed by people syncs, or written by the admin in the people
+    file (``source`` ``observed`` or ``file``; the file wins for the instants it covers).
+    ``valid_to`` None: still held; ``valid_from`` 1900-01-01: since the beginning of time."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (UniqueConstraint("system", "user_id", "source", "valid_from"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    system: Mapped[str] = mapped_column(String(20))
+    user_id: Mapped[str] = mapped_column(String(64))
+    department: Mapped[str | None] = mapped_column(String(4), nullable=True)
+    team: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    valid_from: Mapped[datetime]
+    valid_to: Mapped[datetime | None] = mapped_column(nullable=True)
+    source: Mapped[str] = mapped_column(String(10))
+    observed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Transition(Base):
     """One change of a tracked field (owner, stage, status), from the CRM's field history."""
 

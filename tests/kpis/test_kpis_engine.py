@@ -88,8 +88,9 @@ def test_sla_in_business_hours_of_the_company_calendar(
 
 
 def test_handoff_pass_rate_per_sender(nov: dict[tuple[str, str, str], Any]) -> None:
-    # M1: L1 passed, L2 failed, L6 warned (L4's failed verdict belongs to a crossing M2 replaced).
-    assert nov[("mk_is_pass_rate", "person", "M1")] == (pytest.approx(1 / 3), 1.0, 3.0)
+    # M1: L1 passed, L2 failed, L6 warned, which counts as passed by default ("warn only warns";
+    # L4's failed verdict belongs to a crossing M2 replaced).
+    assert nov[("mk_is_pass_rate", "person", "M1")] == (pytest.approx(2 / 3), 2.0, 3.0)
     assert nov[("mk_is_pass_rate", "person", "M2")] == (1.0, 1.0, 1.0)
     assert nov[("fs_cs_pass_rate", "person", "F1")] == (0.5, 1.0, 2.0)
     # IS→FS handoffs were never judged: 0 of 5 passed.
@@ -161,3 +162,20 @@ def test_explain_lists_the_records_behind_numerator_and_denominator(
     ]
     with pytest.raises(KeyError):
         kpis.explain(store, settings, "nope", "2026-11")
+
+
+def test_a_pass_rate_can_count_warned_handoffs_as_failed(
+    store: Store, settings: Settings, org: object
+) -> None:
+    from tasuki.kpis.engine import Subjects, kpi_figures
+    from tasuki.kpis.query import Context
+
+    book = kpis.book(settings)
+    strict = book.kpis["mk_is_pass_rate"].model_copy(update={"warned_counts_as": "failed"})
+    assert strict.passing_label == "warned counts as failed"
+    assert book.kpis["mk_is_pass_rate"].passing_label == "warned counts as passed"
+    with store.session() as s:
+        ctx = Context(s, settings.config, book, "local", NOW)
+        figs = kpi_figures(ctx, strict, "2026-11", Subjects.load(s, "local"))
+    # M1: L1 passed; L2 failed; L6 warned, now failed.
+    assert (figs[("person", "M1")].numerator, figs[("person", "M1")].denominator) == (1.0, 3.0)

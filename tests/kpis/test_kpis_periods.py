@@ -64,3 +64,41 @@ def test_previous_containing_and_spanning() -> None:
 def test_a_malformed_period_is_refused(bad: str) -> None:
     with pytest.raises(ValueError, match="not a period"):
         kind_of(bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "fy_start", "expected"),
+    [
+        ("2026-11", 4, "2026-11"),
+        ("FY2026-Q3", 4, "FY2026-Q3"),
+        ("fy2026", 4, "FY2026"),
+        ("2026-Q3", 4, "FY2026-Q2"),  # July to September 2026
+        ("2027-Q1", 4, "FY2026-Q4"),  # January to March 2027
+        ("2026-Q3", 1, "FY2026-Q3"),
+        ("2026-Q4", 10, "FY2026-Q1"),
+    ],
+)
+def test_periods_as_people_type_them(text: str, fy_start: int, expected: str) -> None:
+    from tasuki.kpis.periods import parse_period
+
+    assert parse_period(text, fy_start) == expected
+
+
+def test_a_calendar_quarter_that_is_no_fiscal_quarter_is_refused() -> None:
+    from tasuki.kpis.periods import parse_period
+
+    with pytest.raises(ValueError, match="calendar quarter"):
+        parse_period("2026-Q3", 2)
+    with pytest.raises(ValueError, match="not a period"):
+        parse_period("2026-Q5", 4)
+
+
+def test_a_period_is_computed_whole_for_kpis_of_shorter_periods() -> None:
+    from tasuki.kpis.periods import declared, label, months_in
+
+    assert declared("FY2026-Q3", "month", 4, TOKYO) == "FY2026-Q3"
+    assert declared("FY2026", "quarter", 4, TOKYO) == "FY2026"
+    assert declared("2026-11", "quarter", 4, TOKYO) == "FY2026-Q3"
+    assert [months_in(p) for p in ("2026-11", "FY2026-Q3", "FY2026")] == [1, 3, 12]
+    assert label("2026-12", current=True) == "2026-12, month to date"
+    assert label("FY2026-Q3", current=True) == "FY2026-Q3, quarter to date"

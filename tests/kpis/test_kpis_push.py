@@ -282,3 +282,94 @@ def test_cli_show_and_explain(cli_env: Store) -> None:
     assert bad.exit_code == 1 and "unknown KPI 'nope'" in bad.output
     bad = runner.invoke(main, ["kpi", "show", "--period", "2026-13"])
     assert bad.exit_code == 1 and "not a period" in bad.output
+
+
+def _name(store: Store, uid: str, name: str, email: str = "") -> None:
+    with store.session() as s:
+        p = s.scalars(select(Person).where(Person.user_id == uid)).one()
+        p.name, p.email = name, email
+
+
+def test_cli_people_by_name_email_or_id_and_an_unknown_one_is_an_error(cli_env: Store) -> None:
+    _name(cli_env, "M1", "Emma Clarke", "emma@example.com")
+    _name(cli_env, "M2", "Ken Ito")
+    _name(cli_env, "I1", "Ken Ito")
+    runner = CliRunner()
+    args = ["kpi", "explain", "mk_mqls", "--period", "2026-11", "--person"]
+    for who in ("M1", "Emma Clarke", "EMMA@example.com"):
+        out = runner.invoke(main, [*args, who])
+        assert out.exit_code == 0, out.output
+        assert "Emma Clarke [M1]: 3.00" in out.output and "3 event(s)" in out.output
+    unknown = runner.invoke(main, [*args, "Nobody Here"])
+    assert unknown.exit_code == 2 and "no person 'Nobody Here'" in unknown.output
+    assert "None" not in unknown.output
+    ambiguous = runner.invoke(main, [*args, "ken ito"])
+    assert ambiguous.exit_code == 2
+    assert "Ken Ito [I1]" in ambiguous.output and "Ken Ito [M2]" in ambiguous.output
+
+
+def test_cli_times_are_in_the_company_zone_and_listings_have_csv_and_json(cli_env: Store) -> None:
+    import csv
+    import io
+    import json
+
+    runner = CliRunner()
+    table = runner.invoke(main, ["kpi", "explain", "mk_mqls", "--period", "2026-11"])
+    assert table.exit_code == 0, table.output
+    # L6 was handed over at 2026-10-31T15:00Z: midnight on 1 November in Tokyo.
+    assert "2026-11-01 00:00 JST" in table.output
+    out = runner.invoke(
+        main, ["kpi", "explain", "mk_mqls", "--period", "2026-11", "--format", "json"]
+    )
+    rows = json.loads(out.output)
+    assert {r["record"] for r in rows} == {"L1", "L2", "L4", "L6"}
+    assert all(r["when"].endswith(" JST") for r in rows)
+    shown = runner.invoke(main, ["kpi", "show", "--period", "2026-11", "--format", "csv"])
+    assert shown.exit_code == 0, shown.output
+    parsed = list(csv.DictReader(io.StringIO(shown.output)))
+    m1 = next(r for r in parsed if r["person_id"] == "M1")
+    assert (m1["period"], m1["mk_mqls"], m1["mk_mqls_target"]) == ("2026-11", "3.0", "20.0")
+    table = runner.invoke(main, ["kpi", "show", "--period", "2026-11"])
+    assert "JST" in table.output and "warned counts as passed" in table.output
+
+
+def test_cli_periods_as_declared_and_the_running_one_labelled(cli_env: Store) -> None:
+    from tasuki.kpis.periods import previous
+    from tasuki.settings import load_settings
+
+    runner = CliRunner()
+    quarter = runner.invoke(main, ["kpi", "explain", "mk_mqls", "--period", "FY2026-Q3"])
+    assert quarter.exit_code == 0, quarter.output
+    # The whole quarter: October's L3 as well as November's handoffs, not October alone.
+    assert "FY2026-Q3, the whole org: 5.00" in quarter.output
+    same = runner.invoke(main, ["kpi", "explain", "mk_mqls", "--period", "2026-q4"])
+    assert same.exit_code == 0 and "FY2026-Q3, the whole org: 5.00" in same.output
+    settings = load_settings()
+    current = kpis.current_period(settings)
+    closed = previous(current, "month", 4, kpis.company_tz(settings))
+    default = runner.invoke(main, ["kpi", "explain", "mk_mqls"])
+    assert f"mk_mqls (MQLs), {closed}, the whole org" in default.output
+    running = runner.invoke(main, ["kpi", "explain", "mk_mqls", "--mtd"])
+    assert f"{current}, month to date" in running.output
+    assert (
+        f"{current}, month to date"
+        in runner.invoke(main, ["kpi", "show", "--period", "current"]).output
+    )
+
+
+def test_cli_push_since_shows_its_cost_first_and_restate_shows_a_diff(cli_env: Store) -> None:
+    runner = CliRunner()
+    dry = runner.invoke(main, ["kpi", "push", "--since", "2026-10", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    first = dry.output.splitlines()[0]
+    assert re.match(
+        r"\d+ period\(s\) 2026-10…\d{4}-\d{2}: \d+ row\(s\)/record\(s\); \d+ field", first
+    )
+    assert "write call(s)" in first
+    assert LocalCrm(cli_env_crm(cli_env)).count(ROWS) == 0
+    done = runner.invoke(main, ["kpi", "push", "--since", "2026-10"])
+    assert done.exit_code == 0, done.output
+    pushed = LocalCrm(cli_env_crm(cli_env)).count(ROWS)
+    assert pushed > 0
+    same = runner.invoke(main, ["kpi", "push", "--restate", "2026-10"])
+    assert same.exit_code == 0 and "restating changes nothing" in same.output

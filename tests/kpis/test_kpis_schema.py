@@ -111,3 +111,38 @@ def test_a_yaml_syntax_error_is_placed(tmp_path: Path, settings: Settings) -> No
         _load(tmp_path, settings, "kpis: [\n  - id: x\n")
     assert caught.value.problems[0].line >= 1
     assert "YAML syntax" in caught.value.problems[0].message
+
+
+DATED_TARGETS = """\
+kpis:
+  - id: mqls
+    label: MQLs
+    kind: count
+    events: {handoffs: MK→IS}
+    credit: sender
+    warned_counts_as: failed
+  - id: passing
+    label: Passing
+    kind: handoff_pass_rate
+    events: {handoffs: MK→IS}
+    credit: sender
+    warned_counts_as: failed
+goals:
+  MK: {own: {mqls: 20}}
+targets:
+  - {from: 2026-12, departments: {MK: {mqls: 30}}}
+  - {from: FY2026-Q5, people: {"005A": {nope: 3}}}
+"""
+
+
+def test_dated_targets_and_warned_counts_as_are_checked(tmp_path: Path, settings: Settings) -> None:
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, settings, DATED_TARGETS)
+    shown = [(p.line, p.message) for p in err.value.problems]
+    assert shown[0][0] == 2 and "warned_counts_as goes with kind handoff_pass_rate" in shown[0][1]
+    assert any(line == 18 and "not a period" in msg for line, msg in shown)
+    good = DATED_TARGETS.replace("    warned_counts_as: failed\n  - id: passing", "  - id: passing")
+    good = good.replace('  - {from: FY2026-Q5, people: {"005A": {nope: 3}}}\n', "")
+    book = _load(tmp_path, settings, good)
+    assert book.kpis["passing"].passing == ("passed",)
+    assert [c.from_ for c in book.target_changes] == ["2026-12"]

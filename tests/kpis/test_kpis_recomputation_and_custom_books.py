@@ -1,5 +1,6 @@
-"""SQLite and PostgreSQL agree row for row; incremental recomputation; durations, field changes,
-team and personal targets from a custom KPI file."""
+"""Recomputation and custom KPI books: SQLite and PostgreSQL agree row for row; the first run
+covers history and later runs only the periods changes touched; durations, field changes,
+quarters and team and personal targets from a custom KPI file."""
 
 from __future__ import annotations
 
