@@ -24,12 +24,14 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from rq import get_current_job
+from rq import Worker, get_current_job
 from rq.job import Job
+from rq.queue import Queue
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from tasuki import runtime
+from tasuki.errors import TasukiError
 from tasuki.judging import Judged, judge_owed, judge_with_dependents, verdict_values
 from tasuki.judging import sla_sweep as _sla_sweep
 from tasuki.mapping import Mapper
@@ -55,6 +57,22 @@ from tasuki.sync import reconcile as _reconcile
 from tasuki.writeback import write_back as _write_back
 
 log = logging.getLogger(__name__)
+
+
+class RefreshingWorker(Worker):
+    """rq's forking worker that reads changed rules and KPI files before each job.
+
+    The work horse is forked from this process: refreshing here, not only in the horse, keeps
+    the new rulebook for every later job instead of rebuilding it in each one."""
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        try:
+            runtime.current().refresh()
+        except TasukiError:
+            # The job itself refreshes again and fails with the file's problems; the worker
+            # stays up for the fix.
+            log.exception("rules or KPI files changed and are broken")
+        super().execute_job(job, queue)
 
 
 def _follow_up(rt: Runtime, judged: Judged, records_changed: bool) -> None:

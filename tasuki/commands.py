@@ -155,11 +155,10 @@ def _show(console: Console, settings: Settings, outcome: object) -> None:
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 def worker_command(burst: bool) -> None:
     """Run an RQ worker on TASUKI_REDIS_URL (refuses to start on a bad config or rules file)."""
-    from rq import Worker
-
     from tasuki import logs, runtime
     from tasuki.preflight import WORKER, checked_settings
     from tasuki.queue import MONITORING_INTERVAL, enqueue_once, job_queue
+    from worker import RefreshingWorker
 
     # Every file and what a worker needs from the environment, every problem at once, before
     # the store is opened or any job taken.
@@ -171,9 +170,9 @@ def worker_command(burst: bool) -> None:
     # Whatever an earlier worker left owed (it was killed, Redis was restarted) is queued again
     # before this one takes work.
     enqueue_once(queue, "recover", "worker.recover")
-    Worker([queue], connection=queue.connection, job_monitoring_interval=MONITORING_INTERVAL).work(
-        burst=burst, with_scheduler=True
-    )
+    RefreshingWorker(
+        [queue], connection=queue.connection, job_monitoring_interval=MONITORING_INTERVAL
+    ).work(burst=burst, with_scheduler=True)
 
 
 @click.command("scheduler")

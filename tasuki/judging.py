@@ -41,12 +41,16 @@ def judge_handoffs(
 ) -> int:
     """Evaluate ``handoffs`` against the rulebook; returns how many verdicts changed."""
     rulebook = rt.rulebook
+    fingerprint = rt.rules_fingerprint
     calendar = rt.calendar
     changed = 0
     contexts = contexts_for(session, rt.settings.config, handoffs, now)
     for h, context in zip(handoffs, contexts, strict=True):
         fresh = rulebook.evaluate(context, calendar)
         if _same(h.verdict, fresh):
+            assert h.verdict is not None
+            if h.verdict.fingerprint != fingerprint:
+                h.verdict.fingerprint = fingerprint  # same verdict, judged by this rule set
             continue
         changed += 1
         if h.verdict is not None:
@@ -59,6 +63,7 @@ def judge_handoffs(
                 score=fresh.score,
                 evaluated_at=now,
                 rules_digest=rulebook.digest,
+                fingerprint=fingerprint,
                 violations=[
                     Violation(rule_id=v.rule_id, severity=v.severity.value, message=v.message)
                     for v in fresh.violations

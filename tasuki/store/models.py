@@ -149,6 +149,10 @@ class Verdict(Base):
     score: Mapped[int] = mapped_column(Integer)
     evaluated_at: Mapped[datetime] = mapped_column(default=utcnow)
     rules_digest: Mapped[str] = mapped_column(String(64), default="")
+    """sha256 of the rules files when the verdict last changed."""
+    fingerprint: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    """The rule set that last judged the handoff (:func:`tasuki.runtime.rules_fingerprint`),
+    kept current when a re-judgment under changed rules gives the same verdict."""
 
     handoff: Mapped[Handoff] = relationship(back_populates="verdict")
     violations: Mapped[list[Violation]] = relationship(
