@@ -224,14 +224,17 @@ QUOTA_RETRY = timedelta(hours=1)
 """When the CRM's daily API budget is past its share, deferred writes are tried again after this."""
 
 
-def desired_values(rt: Runtime, *, urgent_only: bool = False) -> list[Any]:
+def desired_values(
+    rt: Runtime, *, urgent_only: bool = False, write_history: bool = False
+) -> list[Any]:
     """Everything tasuki wants the CRM to hold: verdict and recording fields (urgent: people
     work from them today) and, unless ``urgent_only``, the KPIs of the current and the previous
-    period (user fields, KPI rows, record-level figures)."""
+    period (user fields, KPI rows, record-level figures). Historical verdicts only with
+    ``write_history`` (:func:`tasuki.judging.verdict_values`)."""
     from tasuki import kpis
 
     with rt.store.session() as session:
-        desired = verdict_values(rt, session)
+        desired = verdict_values(rt, session, write_history=write_history)
     desired.extend(recordings.desired(rt))
     if not urgent_only:
         desired.extend(kpis.desired_values(rt.store, rt.settings, now=utcnow()))
@@ -245,8 +248,9 @@ def _quota_tight(rt: Runtime) -> bool:
 
 
 @recorded()
-def write_back(dry_run: bool = False) -> dict[str, int]:
+def write_back(dry_run: bool = False, write_history: bool = False) -> dict[str, int]:
     """Write what differs from the ledger, in full batches; the report's figures as a dict.
+    Verdicts of historical handoffs too with ``write_history`` (``tasuki sync``).
 
     Past the CRM's quota share, only urgent values are written; the rest waits an hour (the
     debt then names the scheduled job, so recovery leaves it to that job). With several workers
@@ -255,7 +259,7 @@ def write_back(dry_run: bool = False) -> dict[str, int]:
     another pass running stays owed; the running pass queues one more when done)."""
     rt = runtime.current()
     if dry_run:
-        return _write_back_pass(rt, dry_run=True)
+        return _write_back_pass(rt, dry_run=True, write_history=write_history)
     queue = job_queue(rt.settings, rt.redis_connection)
     abandoned = rt.settings.config.recovery.abandoned_after_seconds
     job = get_current_job()
@@ -269,13 +273,13 @@ def write_back(dry_run: bool = False) -> dict[str, int]:
         if not mine:
             log.info("write-back: another pass is running; it takes this request on")
             return {"skipped": 1}
-        figures = _write_back_pass(rt, dry_run=False)
+        figures = _write_back_pass(rt, dry_run=False, write_history=write_history)
     if not figures["deferred"] and _write_back_waits(rt):
         enqueue_write_back(queue)  # requested while this pass ran, by a job that found it locked
     return figures
 
 
-def _write_back_pass(rt: Runtime, dry_run: bool) -> dict[str, int]:
+def _write_back_pass(rt: Runtime, dry_run: bool, write_history: bool = False) -> dict[str, int]:
     with rt.store.session() as session:
         debts = owed(session, Owed.WRITE_BACK)
     tight = _quota_tight(rt)
@@ -283,7 +287,7 @@ def _write_back_pass(rt: Runtime, dry_run: bool) -> dict[str, int]:
         rt.store,
         rt.connector,
         rt.settings.config,
-        desired_values(rt, urgent_only=tight),
+        desired_values(rt, urgent_only=tight, write_history=write_history),
         dry_run=dry_run,
     )
     if not dry_run:

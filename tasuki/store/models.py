@@ -160,6 +160,16 @@ class Verdict(Base):
     )
 
 
+class StoreFact(Base):
+    """One fact about this installation by key (``history_before``: see :mod:`tasuki.backfill`)."""
+
+    __tablename__ = "store_facts"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Violation(Base):
     """One rule a handoff broke."""
 

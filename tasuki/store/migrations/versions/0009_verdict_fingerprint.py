@@ -1,4 +1,4 @@
-"""verdicts: the fingerprint of the rule set that judged each one
+"""verdicts: the fingerprint of the rule set that judged each one; store facts
 
 Revision ID: 0009
 Revises: 0007
@@ -10,6 +10,10 @@ up to date when a re-judgment under changed rules gives the same verdict, so ``r
 can say whether the files changed since. ``rules_digest`` stays the digest of the rules files
 at the verdict's last change. Verdicts stored before this revision have an empty fingerprint:
 any rule set counts as changed for them.
+
+``store_facts`` holds single facts about this installation by key, such as
+``history_before``: handoffs before it are history, written to the CRM only when asked
+(``tasuki sync --write-history``).
 """
 
 from collections.abc import Sequence
@@ -24,6 +28,13 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "store_facts",
+        sa.Column("key", sa.String(length=80), nullable=False),
+        sa.Column("value", sa.Text(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("key", name=op.f("pk_store_facts")),
+    )
     with op.batch_alter_table("verdicts") as batch:
         batch.add_column(
             sa.Column("fingerprint", sa.String(length=64), nullable=False, server_default="")
@@ -31,5 +42,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("store_facts")
     with op.batch_alter_table("verdicts") as batch:
         batch.drop_column("fingerprint")
