@@ -27,11 +27,12 @@ from typing import Any
 from rq import Worker, get_current_job
 from rq.job import Job
 from rq.queue import Queue
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from tasuki import runtime
 from tasuki.errors import TasukiError
+from tasuki.facts import keep_history_before
 from tasuki.judging import Judged, judge_owed, judge_with_dependents, verdict_values
 from tasuki.judging import sla_sweep as _sla_sweep
 from tasuki.mapping import Mapper
@@ -51,7 +52,7 @@ from tasuki.queue import (
 )
 from tasuki.recordings import pipeline as recordings
 from tasuki.runtime import Runtime
-from tasuki.store.models import Delivery, utcnow
+from tasuki.store.models import Delivery, SyncCursor, utcnow
 from tasuki.sync import SyncResult, sync_ids, sync_people
 from tasuki.sync import reconcile as _reconcile
 from tasuki.writeback import write_back as _write_back
@@ -126,6 +127,7 @@ def reconcile(object: str | None = None) -> dict[str, int]:
     rt = runtime.current()
     sync_people(rt)
     objects = [object] if object else [o for o in Mapper(rt.settings.config).objects]
+    _first_back_fill_is_history(rt, objects)
     results: list[SyncResult] = []
     handoffs = verdicts = 0
     for logical in objects:
@@ -141,6 +143,23 @@ def reconcile(object: str | None = None) -> dict[str, int]:
     judged = Judged(handoffs, verdicts)
     _follow_up(rt, judged, any(r.changed for r in results))
     return _figures(results, judged)
+
+
+def _first_back_fill_is_history(rt: Runtime, objects: Sequence[str]) -> None:
+    """An object read from the beginning is the org's history: what was handed over before now
+    is judged and kept, not written to the CRM (``tasuki sync --write-history`` writes it)."""
+    mapper = Mapper(rt.settings.config)
+    physical = {mapper.physical_object(o) for o in objects if o != "user"}
+    with rt.store.session() as session:
+        started = set(
+            session.scalars(
+                select(SyncCursor.object).where(
+                    SyncCursor.system == rt.system, SyncCursor.object.in_(physical)
+                )
+            )
+        )
+        if physical - started:
+            keep_history_before(session, utcnow())
 
 
 @recorded()
