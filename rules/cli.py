@@ -385,8 +385,10 @@ def apply_command(dry_run: bool, show: int) -> None:
             console.print(listed)
     if dry_run:
         console.print(
-            f"Dry run: nothing stored, nothing written to the CRM. {len(change.records)} CRM "
-            "record(s) would get new verdict fields; `tasuki rules apply` stores and writes them."
+            "Dry run: nothing stored, nothing written to the CRM. "
+            f"{rulechanges.written_records(rt, change)} CRM record(s) would get new verdict "
+            "fields (history is not written: `tasuki sync --write-history`); `tasuki rules "
+            "apply` stores and writes them."
         )
         return
     figures = worker.write_back()

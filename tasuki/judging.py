@@ -105,7 +105,7 @@ def sla_sweep(rt: Runtime, now: datetime | None = None) -> int:
         return judge_handoffs(rt, session, handoffs, now)
 
 
-def _written_before(rt: Runtime, session: Session, objects: set[str]) -> set[tuple[str, str]]:
+def written_before(rt: Runtime, session: Session, objects: set[str]) -> set[tuple[str, str]]:
     """(logical object, record) pairs whose verdict outcome tasuki has written to the CRM."""
     mapper = Mapper(rt.settings.config)
     outcome = rt.settings.config.writeback.verdict.outcome
@@ -148,7 +148,7 @@ def verdict_values(
     horizon = None if write_history else history_before(session)
     if horizon is not None:
         old = {k for k, h in latest.items() if h.handed_at < horizon}
-        kept = _written_before(rt, session, {obj for obj, _ in old}) if old else set()
+        kept = written_before(rt, session, {obj for obj, _ in old}) if old else set()
         for key in old - kept:
             del latest[key]
     mapped = rt.settings.config

@@ -19,8 +19,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from rules.verdict import Verdict as RuleVerdict
+from tasuki.facts import history_before
 from tasuki.handoffs import contexts_for
-from tasuki.judging import judge_handoffs
+from tasuki.judging import judge_handoffs, written_before
 from tasuki.owed import Owed, owe
 from tasuki.runtime import Runtime
 from tasuki.store.models import Handoff, Verdict
@@ -159,6 +160,18 @@ def _compare(
                 rules=_rule_changes(h.verdict, fresh),
             )
         )
+
+
+def written_records(rt: Runtime, change: RuleChange) -> int:
+    """Of the records whose verdict changes, those a write-back writes: not history (see
+    :mod:`tasuki.facts`), or history tasuki wrote before and keeps current."""
+    with rt.store.session() as session:
+        horizon = history_before(session)
+        if horizon is None:
+            return len(change.records)
+        old = {(f.object, f.record_id) for f in change.flips if f.handed_at < horizon}
+        kept = written_before(rt, session, {obj for obj, _ in old}) if old else set()
+    return len(change.records - (old - kept))
 
 
 def preview(rt: Runtime, now: datetime, progress: Progress | None = None) -> RuleChange:
