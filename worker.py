@@ -24,12 +24,15 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from rq import get_current_job
+from rq import Worker, get_current_job
 from rq.job import Job
-from sqlalchemy import delete
+from rq.queue import Queue
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from tasuki import runtime
+from tasuki.errors import TasukiError
+from tasuki.facts import keep_history_before
 from tasuki.judging import Judged, judge_owed, judge_with_dependents, verdict_values
 from tasuki.judging import sla_sweep as _sla_sweep
 from tasuki.mapping import Mapper
@@ -49,12 +52,28 @@ from tasuki.queue import (
 )
 from tasuki.recordings import pipeline as recordings
 from tasuki.runtime import Runtime
-from tasuki.store.models import Delivery, utcnow
+from tasuki.store.models import Delivery, SyncCursor, utcnow
 from tasuki.sync import SyncResult, sync_ids, sync_people
 from tasuki.sync import reconcile as _reconcile
 from tasuki.writeback import write_back as _write_back
 
 log = logging.getLogger(__name__)
+
+
+class RefreshingWorker(Worker):
+    """rq's forking worker that reads changed rules and KPI files before each job.
+
+    The work horse is forked from this process: refreshing here, not only in the horse, keeps
+    the new rulebook for every later job instead of rebuilding it in each one."""
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        try:
+            runtime.current().refresh()
+        except TasukiError:
+            # The job itself refreshes again and fails with the file's problems; the worker
+            # stays up for the fix.
+            log.exception("rules or KPI files changed and are broken")
+        super().execute_job(job, queue)
 
 
 def _follow_up(rt: Runtime, judged: Judged, records_changed: bool) -> None:
@@ -108,6 +127,7 @@ def reconcile(object: str | None = None) -> dict[str, int]:
     rt = runtime.current()
     sync_people(rt)
     objects = [object] if object else [o for o in Mapper(rt.settings.config).objects]
+    _first_back_fill_is_history(rt, objects)
     results: list[SyncResult] = []
     handoffs = verdicts = 0
     for logical in objects:
@@ -123,6 +143,23 @@ def reconcile(object: str | None = None) -> dict[str, int]:
     judged = Judged(handoffs, verdicts)
     _follow_up(rt, judged, any(r.changed for r in results))
     return _figures(results, judged)
+
+
+def _first_back_fill_is_history(rt: Runtime, objects: Sequence[str]) -> None:
+    """An object read from the beginning is the org's history: what was handed over before now
+    is judged and kept, not written to the CRM (``tasuki sync --write-history`` writes it)."""
+    mapper = Mapper(rt.settings.config)
+    physical = {mapper.physical_object(o) for o in objects if o != "user"}
+    with rt.store.session() as session:
+        started = set(
+            session.scalars(
+                select(SyncCursor.object).where(
+                    SyncCursor.system == rt.system, SyncCursor.object.in_(physical)
+                )
+            )
+        )
+        if physical - started:
+            keep_history_before(session, utcnow())
 
 
 @recorded()
@@ -206,14 +243,17 @@ QUOTA_RETRY = timedelta(hours=1)
 """When the CRM's daily API budget is past its share, deferred writes are tried again after this."""
 
 
-def desired_values(rt: Runtime, *, urgent_only: bool = False) -> list[Any]:
+def desired_values(
+    rt: Runtime, *, urgent_only: bool = False, write_history: bool = False
+) -> list[Any]:
     """Everything tasuki wants the CRM to hold: verdict and recording fields (urgent: people
     work from them today) and, unless ``urgent_only``, the KPIs of the current and the previous
-    period (user fields, KPI rows, record-level figures)."""
+    period (user fields, KPI rows, record-level figures). Historical verdicts only with
+    ``write_history`` (:func:`tasuki.judging.verdict_values`)."""
     from tasuki import kpis
 
     with rt.store.session() as session:
-        desired = verdict_values(rt, session)
+        desired = verdict_values(rt, session, write_history=write_history)
     desired.extend(recordings.desired(rt))
     if not urgent_only:
         desired.extend(kpis.desired_values(rt.store, rt.settings, now=utcnow()))
@@ -227,8 +267,9 @@ def _quota_tight(rt: Runtime) -> bool:
 
 
 @recorded()
-def write_back(dry_run: bool = False) -> dict[str, int]:
+def write_back(dry_run: bool = False, write_history: bool = False) -> dict[str, int]:
     """Write what differs from the ledger, in full batches; the report's figures as a dict.
+    Verdicts of historical handoffs too with ``write_history`` (``tasuki sync``).
 
     Past the CRM's quota share, only urgent values are written; the rest waits an hour (the
     debt then names the scheduled job, so recovery leaves it to that job). With several workers
@@ -237,7 +278,7 @@ def write_back(dry_run: bool = False) -> dict[str, int]:
     another pass running stays owed; the running pass queues one more when done)."""
     rt = runtime.current()
     if dry_run:
-        return _write_back_pass(rt, dry_run=True)
+        return _write_back_pass(rt, dry_run=True, write_history=write_history)
     queue = job_queue(rt.settings, rt.redis_connection)
     abandoned = rt.settings.config.recovery.abandoned_after_seconds
     job = get_current_job()
@@ -251,13 +292,13 @@ def write_back(dry_run: bool = False) -> dict[str, int]:
         if not mine:
             log.info("write-back: another pass is running; it takes this request on")
             return {"skipped": 1}
-        figures = _write_back_pass(rt, dry_run=False)
+        figures = _write_back_pass(rt, dry_run=False, write_history=write_history)
     if not figures["deferred"] and _write_back_waits(rt):
         enqueue_write_back(queue)  # requested while this pass ran, by a job that found it locked
     return figures
 
 
-def _write_back_pass(rt: Runtime, dry_run: bool) -> dict[str, int]:
+def _write_back_pass(rt: Runtime, dry_run: bool, write_history: bool = False) -> dict[str, int]:
     with rt.store.session() as session:
         debts = owed(session, Owed.WRITE_BACK)
     tight = _quota_tight(rt)
@@ -265,7 +306,7 @@ def _write_back_pass(rt: Runtime, dry_run: bool) -> dict[str, int]:
         rt.store,
         rt.connector,
         rt.settings.config,
-        desired_values(rt, urgent_only=tight),
+        desired_values(rt, urgent_only=tight, write_history=write_history),
         dry_run=dry_run,
     )
     if not dry_run:

@@ -53,14 +53,24 @@ from pydantic import SecretStr
 from urllib3.util.retry import Retry
 
 from connectors.hubspot_api import Answer, HubSpotApi, RateLimits
-from connectors.hubspot_changes import Cursor, cut, lastmod_property, modified_ms, to_ms
+from connectors.hubspot_changes import (
+    SEARCH_PAGE,
+    Cursor,
+    cut,
+    lastmod_property,
+    modified_ms,
+    to_ms,
+)
 from tasuki.crm import (
     CallCounter,
     ChangePage,
     FieldChange,
     RawRecord,
+    ReadEstimate,
     RecordWrite,
     WriteResult,
+    history_reads,
+    pages,
 )
 from tasuki.errors import ConfigError, CrmAuthError, CrmRequestError
 from tasuki.ratelimit import DailyBudget, SharedLimiter
@@ -332,6 +342,47 @@ class HubSpotConnector:
         step = cut(here, results, full, horizon, lastmod_property(object))
         records = [self._raw(object, r, fields) for r in step.keep]
         return ChangePage(records=records, cursor=str(step.cursor), more=step.more)
+
+    def estimate_reads(
+        self, object: str, cursor: str | None, history_fields: Sequence[str]
+    ) -> ReadEstimate:
+        """One search for a single record of the read's window gives HubSpot's ``total``; the
+        read takes a page per ``SEARCH_PAGE - 1`` records (each full page hands out all but its
+        last timestamp, which the next page starts with), plus a history batch read per
+        :data:`HISTORY_BATCH_SIZE` records of each page. Many records sharing one timestamp
+        cost a page more each time."""
+        here = Cursor.parse(cursor)
+        horizon = int((self.clock() - self.options.settle_seconds) * 1000)
+        if here.after_id is None and here.since > horizon:
+            return ReadEstimate(0, 0, 0, SEARCH_PAGE)
+        self._ensure_token()
+        query = {**here.query(object, [], horizon), "limit": 1}
+        answer = self.api.send(
+            "read",
+            f"/crm/v3/objects/{object}/search",
+            lambda timeout: self._search.do_search(
+                object, query, _preload_content=False, _request_timeout=timeout
+            ),
+            search=True,
+        )
+        records = int((answer.body or {}).get("total") or 0)
+        kept = pages(records, SEARCH_PAGE - 1)
+        history = 0
+        if history_fields and object != "owners":
+            history = history_reads(kept, HISTORY_BATCH_SIZE, 10**9, 0)
+        # Reading records types their values: property definitions (and a deal's pipelines),
+        # read once and kept for CACHE_SECONDS.
+        metadata = 0
+        if records:
+            wanted = [f"properties:{object}"]
+            if object in STAGE_PROPERTIES:
+                wanted.append(f"pipelines:{object}")
+            now = time.monotonic()
+            with self._cache_lock:
+                for key in wanted:
+                    hit = self._cache.get(key)
+                    metadata += hit is None or now - hit.at >= CACHE_SECONDS
+        return ReadEstimate(records, max(1, len(kept)) + metadata, history, SEARCH_PAGE, spent=1)
 
     def history(self, object: str, ids: Sequence[str], fields: Sequence[str]) -> list[FieldChange]:
         """Changes of ``fields`` on records ``ids`` from property history, oldest first.

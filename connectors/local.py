@@ -24,8 +24,11 @@ from tasuki.crm import (
     ChangePage,
     FieldChange,
     RawRecord,
+    ReadEstimate,
     RecordWrite,
     WriteResult,
+    history_reads,
+    pages,
 )
 
 WRITE_BATCH_SIZE = 200
@@ -288,6 +291,25 @@ class LocalCrm:
         records = [self._raw(r, fields) for r in rows]
         next_cursor = records[-1].modstamp if records else (cursor or "0")
         return ChangePage(records=records, cursor=str(int(next_cursor)), more=more)
+
+    def estimate_reads(
+        self, object: str, cursor: str | None, history_fields: Sequence[str]
+    ) -> ReadEstimate:
+        """Records past ``cursor`` (one counted call) and the pages and history reads they take."""
+        self.calls.add("read")
+        after = int(cursor) if cursor else 0
+        total, live = self._db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(deleted = 0), 0) FROM records WHERE object=? AND seq>?",
+            (object, after),
+        ).fetchone()
+        total, live = int(total), int(live)
+        changes = max(1, len(pages(total, CHANGE_PAGE_SIZE)))
+        history = 0
+        if history_fields and live:
+            # Deleted records get no history read; spread them evenly over the pages.
+            sizes = [round(n * live / total) for n in pages(total, CHANGE_PAGE_SIZE)]
+            history = history_reads([n for n in sizes if n], self.read_batch_size, 10**9, 0)
+        return ReadEstimate(total, changes, history, CHANGE_PAGE_SIZE, spent=1)
 
     def history(self, object: str, ids: Sequence[str], fields: Sequence[str]) -> list[FieldChange]:
         """Tracked-field history of the records ``ids``, oldest first, one call per batch."""

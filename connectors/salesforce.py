@@ -74,8 +74,11 @@ from tasuki.crm import (
     ChangePage,
     FieldChange,
     RawRecord,
+    ReadEstimate,
     RecordWrite,
     WriteResult,
+    history_reads,
+    pages,
 )
 from tasuki.errors import (
     ConfigError,
@@ -465,6 +468,36 @@ class SalesforceConnector:
                 raise
             return None
         return page
+
+    def _count(self, soql: str) -> int:
+        page = self._call("read", partial(_query, soql=soql, include_deleted=True, headers={}))
+        return int(page.get("totalSize") or 0)
+
+    def estimate_reads(
+        self, object: str, cursor: str | None, history_fields: Sequence[str]
+    ) -> ReadEstimate:
+        """``SELECT COUNT()`` of the records past ``cursor`` (and of their field history):
+        one or two calls, whatever the number of records."""
+        position = ChangeCursor.decode(cursor)
+        size = self.options.query_batch_size
+        soql = f"SELECT COUNT() FROM {identifier(object)}"
+        if position is not None:
+            soql = format_soql(soql + " WHERE SystemModstamp >= {}", position.since)
+        records = self._count(soql)
+        spent, history = 1, 0
+        if history_fields and records:
+            hist, _ = history_object(identifier(object))
+            names = sorted({HISTORY_FIELD_NAMES.get(f, f) for f in unique(history_fields)})
+            count = format_soql(f"SELECT COUNT() FROM {hist} WHERE Field IN {{}}", names)
+            if position is not None:
+                count += format_soql(" AND CreatedDate >= {}", position.since)
+            rows = self._count(count)
+            spent += 1
+            history = history_reads(
+                pages(records, size), HISTORY_IDS_PER_QUERY, size, rows / records
+            )
+        changes = max(1, len(pages(records, size)))
+        return ReadEstimate(records, changes, history, size, spent=spent)
 
     def history(self, object: str, ids: Sequence[str], fields: Sequence[str]) -> list[FieldChange]:
         """Field history of ``fields`` on records ``ids``, oldest first (owner changes as ids)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import sys
 
 import click
@@ -10,11 +11,14 @@ from tasuki.errors import ConfigError, TasukiError
 
 
 class _Group(click.Group):
-    """Turns tasuki's own errors into a clear message and a non-zero exit, without a traceback."""
+    """Turns tasuki's own errors into a clear message and a non-zero exit, without a traceback.
+
+    Each command runs in a context of its own: the runtime it sets (:func:`tasuki.runtime.current`
+    builds one from the environment at first use) is the command's, and ends with it."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:
-            return super().invoke(ctx)
+            return contextvars.copy_context().run(super().invoke, ctx)
         except ConfigError as exc:
             click.echo(str(exc), err=True)
             click.echo(f"{len(exc.problems)} problem(s); refusing to start.", err=True)

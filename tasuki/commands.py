@@ -1,4 +1,4 @@
-"""Core commands: ``demo``, ``worker``, ``scheduler``, ``db upgrade``."""
+"""Core commands: ``demo``, ``worker``, ``scheduler``, ``db upgrade``, ``sync``."""
 
 from __future__ import annotations
 
@@ -155,11 +155,10 @@ def _show(console: Console, settings: Settings, outcome: object) -> None:
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 def worker_command(burst: bool) -> None:
     """Run an RQ worker on TASUKI_REDIS_URL (refuses to start on a bad config or rules file)."""
-    from rq import Worker
-
     from tasuki import logs, runtime
     from tasuki.preflight import WORKER, checked_settings
     from tasuki.queue import MONITORING_INTERVAL, enqueue_once, job_queue
+    from worker import RefreshingWorker
 
     # Every file and what a worker needs from the environment, every problem at once, before
     # the store is opened or any job taken.
@@ -171,9 +170,9 @@ def worker_command(burst: bool) -> None:
     # Whatever an earlier worker left owed (it was killed, Redis was restarted) is queued again
     # before this one takes work.
     enqueue_once(queue, "recover", "worker.recover")
-    Worker([queue], connection=queue.connection, job_monitoring_interval=MONITORING_INTERVAL).work(
-        burst=burst, with_scheduler=True
-    )
+    RefreshingWorker(
+        [queue], connection=queue.connection, job_monitoring_interval=MONITORING_INTERVAL
+    ).work(burst=burst, with_scheduler=True)
 
 
 @click.command("scheduler")
@@ -242,7 +241,121 @@ def db_upgrade() -> None:
         click.echo(f"store at {where} already at head {done.head}")
 
 
+@click.command("sync")
+@click.option("--object", "only", default=None, help="Only this object (logical or CRM name).")
+@click.option(
+    "--since",
+    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M"]),
+    default=None,
+    help="Read records changed since this day (company timezone), not from the cursor.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Estimate the read and write calls and the share of the daily API quota; read only "
+    "counts, write nothing.",
+)
+@click.option(
+    "--write-history",
+    is_flag=True,
+    help="Write the verdicts of historical handoffs (before the first back-fill, or --since) "
+    "to the CRM too; by default they are kept in tasuki only.",
+)
+def sync_command(
+    only: str | None, since: datetime | None, dry_run: bool, write_history: bool
+) -> None:
+    """Sync now: read what changed in the CRM (from each object's cursor, or --since), detect
+    and judge handoffs, write back. The first run is the back-fill of the org's history."""
+    import worker
+    from tasuki import backfill, runtime
+    from tasuki.display import local_time
+
+    rt = runtime.current()
+    tz = rt.calendar.tz
+    start = since.replace(tzinfo=tz) if since else None
+    objects = backfill.synced_objects(rt, only)
+    plan = backfill.plan(rt, objects, since=start, write_history=write_history)
+    console = Console(highlight=False)
+    table = Table(title="Sync plan" + (" (dry run)" if dry_run else ""))
+    for col in ("object", "from", "records", "read calls", "minimum"):
+        table.add_column(col, justify="left" if col in ("object", "from") else "right")
+    for o in plan.objects:
+        e = o.estimate
+        where = (
+            f"since {local_time(start, tz)}"
+            if start
+            else ("the beginning (back-fill)" if o.backfill else "its cursor")
+        )
+        table.add_row(
+            f"{o.logical} ({o.physical})",
+            where,
+            f"{e.records:,}",
+            f"{e.calls:,} ({e.change_calls:,} pages + {e.history_calls:,} history)",
+            f"{e.minimum:,} (pages of {e.page_size:,})",
+        )
+    console.print(table)
+    console.print(
+        f"Read calls: about {plan.read_calls:,} (users {backfill.USERS_READS}); "
+        f"this estimate spent {plan.spent} count call(s)."
+    )
+    console.print(
+        f"Write calls for verdicts: at most {plan.write_calls:,} "
+        f"({plan.write_records:,} record(s), {plan.write_batch_size} a call); KPI figures as "
+        "the regular write-back."
+    )
+    if plan.history_before is not None:
+        how = "written to the CRM too" if write_history else "kept in tasuki, not written"
+        console.print(
+            f"Handoffs before {local_time(plan.history_before, tz)} are history: {how} "
+            + ("" if write_history else "(--write-history writes them).")
+        )
+    share = plan.quota_share
+    if plan.usage is not None and share is not None:
+        used, limit = plan.usage
+        console.print(
+            f"Daily API allocation: {used:,} of {limit:,} used; this sync takes about "
+            f"{100 * share:.1f}% of it."
+        )
+    else:
+        console.print("Daily API allocation: none reported by this CRM.")
+    if dry_run:
+        console.print("Dry run: no record read, nothing stored, nothing written to the CRM.")
+        return
+    with Progress(
+        TextColumn("{task.description:<22}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        tasks = {
+            o.logical: bar.add_task(f"Reading {o.logical}", total=max(1, o.estimate.records))
+            for o in plan.objects
+        }
+
+        def progress(obj: str, done: int) -> None:
+            bar.update(tasks[obj], completed=done)
+
+        outcome = backfill.run(
+            rt,
+            plan,
+            progress=progress,
+            write_back=lambda history: worker.write_back(write_history=history),
+        )
+    w = outcome.write
+    console.print(
+        f"Read {outcome.records:,} record(s) in {outcome.read_calls:,} read call(s) (estimated "
+        f"{plan.read_calls:,}); {outcome.handoffs:,} new handoff(s), "
+        f"{outcome.verdicts_changed:,} verdict(s) changed."
+    )
+    console.print(
+        f"Written back: {w.get('records', 0):,} record(s), {w.get('fields', 0):,} field(s) in "
+        f"{w.get('calls', 0):,} call(s)."
+    )
+
+
 def register_core(main: click.Group) -> None:
     """Attach the core commands to ``main``."""
-    for command in (demo_command, worker_command, scheduler_command, db_group):
+    for command in (demo_command, worker_command, scheduler_command, db_group, sync_command):
         main.add_command(command)

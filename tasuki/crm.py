@@ -34,6 +34,50 @@ class ChangePage:
 
 
 @dataclass(frozen=True)
+class ReadEstimate:
+    """What reading one object's changes since a cursor will cost, estimated before reading:
+    ``tasuki sync --dry-run``. The estimate's own calls (a count) are in ``spent``."""
+
+    records: int
+    """Records changed since the cursor, deletes included, as the CRM counts them."""
+    change_calls: int
+    """Pages of the incremental read."""
+    history_calls: int
+    """Field-history reads for those records (every one taken as changed: an upper bound)."""
+    page_size: int
+    """The CRM's largest page for this read: ``records / page_size`` pages is the minimum."""
+    spent: int = 0
+
+    @property
+    def calls(self) -> int:
+        """Read calls the sync will make for this object."""
+        return self.change_calls + self.history_calls
+
+    @property
+    def minimum(self) -> int:
+        """Pages of the CRM's largest page size: no read of these records can take fewer."""
+        return max(1, -(-self.records // self.page_size))
+
+
+def pages(records: int, size: int) -> list[int]:
+    """How ``records`` fall into pages of ``size``: ``[size, size, ..., rest]`` (``[]`` for 0)."""
+    full, rest = divmod(records, size)
+    return [size] * full + ([rest] if rest else [])
+
+
+def history_reads(
+    page_sizes: Sequence[int], ids_per_call: int, rows_per_call: int, rows_per_record: float
+) -> int:
+    """Calls to read the field history of each page's records, ``ids_per_call`` ids a call and
+    each call's rows in pages of ``rows_per_call`` (``rows_per_record`` on average)."""
+    calls = 0
+    for size in page_sizes:
+        for ids in pages(size, ids_per_call):
+            calls += max(1, -(-int(ids * rows_per_record + 0.5) // rows_per_call))
+    return calls
+
+
+@dataclass(frozen=True)
 class FieldChange:
     """One entry of a record's field history (owner, stage, status ...)."""
 
@@ -127,4 +171,16 @@ class Connector(Protocol):
 
     def users(self, fields: Sequence[str]) -> list[RawRecord]:
         """Every user (owner) of the CRM with the requested fields."""
+        ...
+
+
+@runtime_checkable
+class EstimatesReads(Protocol):
+    """A connector that can say what a sync will cost before it reads (``sync --dry-run``)."""
+
+    def estimate_reads(
+        self, object: str, cursor: str | None, history_fields: Sequence[str]
+    ) -> ReadEstimate:
+        """The read calls :meth:`Connector.changes` from ``cursor`` to the end, and the field
+        history of ``history_fields`` for those records, will take; costs a count or two."""
         ...

@@ -1,9 +1,11 @@
 """One way to show listings, times and people in every command.
 
-- :func:`render` prints rows as a table (rich), CSV (formula-safe) or JSON.
+- :func:`render` prints rows as a table, CSV or JSON (``--format``). CSV cells that a
+  spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, tab, CR) are prefixed with an
+  apostrophe, and table cells are printed as text, never as rich markup: CRM text is untrusted.
 - :func:`local_time` shows an instant in the company's timezone with its zone:
   ``2026-11-04 10:00 JST``.
-- :func:`person_label` shows a person by name with the CRM id in brackets.
+- :func:`named` shows a person or record by name with the CRM id in brackets.
 """
 
 from __future__ import annotations
@@ -12,13 +14,13 @@ import csv
 import io
 import json
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from enum import Enum
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 
 class Format(str, Enum):
@@ -42,7 +44,7 @@ def csv_safe(value: object) -> str:
         return ""
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
-    text = str(value)
+    text = str(_json_value(value))
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
@@ -60,12 +62,15 @@ def render(
     fmt: str = "table",
     *,
     title: str | None = None,
-    console: Console | None = None,
 ) -> str:
-    """``rows`` (mappings keyed by ``columns``) as ``fmt``; the table is printed to ``console``
-    (default: stdout, wide) and returned as text, CSV and JSON are returned for the caller to
-    print. ``None`` shows as "–" in a table, empty in CSV, ``null`` in JSON."""
-    kind = Format(fmt)
+    """``rows`` (mappings keyed by ``columns``) as ``fmt``, returned for the caller to print: a
+    text table (200 columns wide), CSV with a header row, or a JSON array of objects (datetimes
+    as ISO 8601 with their offset). ``None`` shows as "–" in a table, empty in CSV, ``null`` in
+    JSON. An unknown format is a ``ValueError``."""
+    try:
+        kind = Format(fmt)
+    except ValueError as exc:
+        raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}") from exc
     if kind is Format.JSON:
         return json.dumps(
             [{c: _json_value(r.get(c)) for c in columns} for r in rows],
@@ -83,23 +88,23 @@ def render(
     for c in columns:
         table.add_column(c)
     for r in rows:
-        table.add_row(*("–" if r.get(c) is None else str(r.get(c)) for c in columns))
-    con = console or Console(width=200)
-    with con.capture() as captured:
-        con.print(table)
-    return captured.get()
+        table.add_row(*(Text("–" if r.get(c) is None else str(r.get(c))) for c in columns))
+    buffer = io.StringIO()
+    Console(file=buffer, width=200, force_terminal=False, no_color=True).print(table)
+    return buffer.getvalue()
 
 
-def zone_label(at: datetime, tz: ZoneInfo) -> str:
+def zone_label(at: datetime, tz: tzinfo) -> str:
     """The zone's abbreviation at ``at`` (``JST``), else its UTC offset (``+05:30``)."""
     local = at.astimezone(tz)
     name = local.tzname() or ""
     if name and not name.startswith(("+", "-")):
         return name
-    return local.strftime("%z")[:3] + ":" + local.strftime("%z")[3:]
+    offset = local.strftime("%z")
+    return offset[:3] + ":" + offset[3:]
 
 
-def local_time(at: datetime | None, tz: ZoneInfo, *, seconds: bool = False) -> str:
+def local_time(at: datetime | None, tz: tzinfo, *, seconds: bool = False) -> str:
     """``at`` in ``tz`` with its zone: ``2026-11-04 10:00 JST`` (naive = UTC; None = "–")."""
     if at is None:
         return "–"
@@ -109,10 +114,9 @@ def local_time(at: datetime | None, tz: ZoneInfo, *, seconds: bool = False) -> s
     return f"{shown} {zone_label(aware, tz)}"
 
 
-def person_label(user_id: str | None, name: str | None) -> str:
-    """A person as people read it: ``Emma Clarke [005…]``; the id alone when no name is known."""
-    if not user_id:
-        return "–"
-    if not name or name == user_id:
-        return user_id
-    return f"{name} [{user_id}]"
+def named(name: str | None, ident: str | None) -> str:
+    """A person or record as people read it: ``Emma Clarke [005A1]``; the id alone when no name
+    is known, the name alone when there is no id."""
+    if not ident:
+        return name or "–"
+    return f"{name} [{ident}]" if name and name != ident else ident

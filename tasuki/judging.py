@@ -9,11 +9,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from tasuki.facts import history_before
 from tasuki.handoffs import contexts_for, detect, unknown_owners
+from tasuki.mapping import Mapper
 from tasuki.owed import Owed, owe, owed, settle
 from tasuki.people_file import apply_people_file
 from tasuki.runtime import Runtime
-from tasuki.store.models import Handoff, Record, Verdict, Violation, utcnow
+from tasuki.store.models import Handoff, LedgerEntry, Record, Verdict, Violation, utcnow
 from tasuki.sync import sync_people
 from tasuki.testhooks import checkpoint
 from tasuki.verdicts import Verdict as RuleVerdict
@@ -42,12 +44,16 @@ def judge_handoffs(
 ) -> int:
     """Evaluate ``handoffs`` against the rulebook; returns how many verdicts changed."""
     rulebook = rt.rulebook
+    fingerprint = rt.rules_fingerprint
     calendar = rt.calendar
     changed = 0
     contexts = contexts_for(session, rt.settings.config, handoffs, now)
     for h, context in zip(handoffs, contexts, strict=True):
         fresh = rulebook.evaluate(context, calendar)
         if _same(h.verdict, fresh):
+            assert h.verdict is not None
+            if h.verdict.fingerprint != fingerprint:
+                h.verdict.fingerprint = fingerprint  # same verdict, judged by this rule set
             continue
         changed += 1
         if h.verdict is not None:
@@ -60,6 +66,7 @@ def judge_handoffs(
                 score=fresh.score,
                 evaluated_at=now,
                 rules_digest=rulebook.digest,
+                fingerprint=fingerprint,
                 violations=[
                     Violation(rule_id=v.rule_id, severity=v.severity.value, message=v.message)
                     for v in fresh.violations
@@ -99,8 +106,36 @@ def sla_sweep(rt: Runtime, now: datetime | None = None) -> int:
         return judge_handoffs(rt, session, handoffs, now)
 
 
-def verdict_values(rt: Runtime, session: Session) -> list[DesiredValue]:
-    """The verdict fields each handed-over record should carry: those of its latest handoff."""
+def written_before(rt: Runtime, session: Session, objects: set[str]) -> set[tuple[str, str]]:
+    """(logical object, record) pairs whose verdict outcome tasuki has written to the CRM."""
+    mapper = Mapper(rt.settings.config)
+    outcome = rt.settings.config.writeback.verdict.outcome
+    out: set[tuple[str, str]] = set()
+    for obj in objects:
+        if outcome not in rt.settings.config.fields(obj):
+            continue
+        physical = mapper.physical_object(obj)
+        out.update(
+            (obj, rid)
+            for rid in session.scalars(
+                select(LedgerEntry.record_id).where(
+                    LedgerEntry.system == rt.system,
+                    LedgerEntry.object == physical,
+                    LedgerEntry.field == mapper.physical_field(obj, outcome),
+                )
+            )
+        )
+    return out
+
+
+def verdict_values(
+    rt: Runtime, session: Session, *, write_history: bool = False
+) -> list[DesiredValue]:
+    """The verdict fields each handed-over record should carry: those of its latest handoff.
+
+    A record whose latest handoff is history (before :func:`tasuki.facts.history_before`,
+    set by the first back-fill) is left alone unless ``write_history`` or tasuki has written its
+    verdict before (then it is kept current, so the CRM never holds a stale verdict of ours)."""
     fields = rt.settings.config.writeback.verdict
     latest: dict[tuple[str, str], Handoff] = {}
     for h in session.scalars(
@@ -111,6 +146,12 @@ def verdict_values(rt: Runtime, session: Session) -> list[DesiredValue]:
     ):
         if h.verdict is not None:
             latest[(h.object, h.record_id)] = h
+    horizon = None if write_history else history_before(session)
+    if horizon is not None:
+        old = {k for k, h in latest.items() if h.handed_at < horizon}
+        kept = written_before(rt, session, {obj for obj, _ in old}) if old else set()
+        for key in old - kept:
+            del latest[key]
     mapped = rt.settings.config
     out = []
     for (obj, rid), h in sorted(latest.items()):

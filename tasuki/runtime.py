@@ -1,17 +1,32 @@
 """The resolved parts a process works with: settings, store, connector, queue connection.
 
-Built once per process from the environment (:func:`current`), or handed in explicitly with
-:func:`activate` (the demo and the tests). Jobs look their parts up here, so their own arguments
-stay small and JSON-safe.
+The runtime a job uses is held in a :class:`~contextvars.ContextVar` (as Flask's ``_cv_app`` and
+rq's ``_current_job``), set in one place per process: :func:`install` at a long-running
+process's start (``tasuki worker``, ``tasuki serve``), :func:`activate` for a block (the demo,
+the tests, a CLI command running a job in-process), or, in a one-off CLI command that set none,
+built from the environment at the first :func:`current`. Jobs look their parts up here, so their
+own arguments stay small and JSON-safe. A thread started by the process begins with an empty
+context: start it with ``contextvars.copy_context().run`` when it runs jobs.
+
+Rules and KPI files are watched: :meth:`Runtime.refresh`, called as each job starts, compares
+their size and modification time with those they were read at (a ``stat`` per file), hashes the
+content only when one moved, and rebuilds the rulebook when the content changed. A worker
+started before a rule change therefore judges with the new rule; a broken new file fails the
+job with the file's problems (FILE:LINE:COL) instead of judging with stale rules.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
-from collections.abc import Iterator
+import logging
+import os
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import redis
@@ -23,6 +38,49 @@ from tasuki.store.db import Store, open_store
 if TYPE_CHECKING:
     from rules import Rulebook
     from tasuki.calendar import BusinessCalendar
+
+log = logging.getLogger(__name__)
+
+Stamps = tuple[tuple[str, int, int], ...]
+"""(path, modification time in ns, size) of each watched file; (-1, -1) for a missing one."""
+
+
+def file_stamps(paths: Sequence[Path]) -> Stamps:
+    """Size and modification time of each file: a ``stat`` each, no read."""
+    out = []
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except OSError:
+            out.append((str(p), -1, -1))
+        else:
+            out.append((str(p), st.st_mtime_ns, st.st_size))
+    return tuple(out)
+
+
+def content_digest(paths: Sequence[Path]) -> str:
+    """sha256 of the files' content, each prefixed by its length (the rulebook's own digest)."""
+    digest = hashlib.sha256()
+    for p in paths:
+        try:
+            content = Path(p).read_bytes()
+        except OSError:
+            content = b""
+        digest.update(len(content).to_bytes(8, "big") + content)
+    return digest.hexdigest()
+
+
+def rules_fingerprint(settings: Settings, rulebook: Rulebook) -> str:
+    """What a verdict records as the rule set that judged it: the rules files' content and the
+    parts of the config judging reads (business calendar, boundaries, related records), so a
+    new holiday, which moves an SLA, counts as a change of the rule set."""
+    cfg = settings.config
+    digest = hashlib.sha256(rulebook.digest.encode())
+    digest.update(cfg.calendar.model_dump_json().encode())
+    for b in cfg.boundaries:
+        digest.update(b.model_dump_json().encode())
+    digest.update(repr(sorted((k, sorted(v.items())) for k, v in cfg.related.items())).encode())
+    return digest.hexdigest()
 
 
 def connector_for(settings: Settings) -> Connector:
@@ -38,6 +96,15 @@ def connector_for(settings: Settings) -> Connector:
     return built
 
 
+@dataclass(frozen=True)
+class _Loaded:
+    """A rulebook and the stamps of the files it was read from."""
+
+    rulebook: Rulebook
+    stamps: Stamps
+    fingerprint: str
+
+
 @dataclass
 class Runtime:
     """One process's view of tasuki."""
@@ -47,11 +114,78 @@ class Runtime:
     connector: Connector
     redis_connection: redis.Redis | None = None
     extras: dict[str, object] = field(default_factory=dict)
+    _rules: _Loaded | None = field(default=None, init=False, repr=False)
+    _kpi_stamps: Stamps | None = field(default=None, init=False, repr=False)
+    _kpi_digest: str = field(default="", init=False, repr=False)
 
-    @cached_property
+    @property
     def rulebook(self) -> Rulebook:
-        """The rules named in the config, validated (a bad file raises ConfigError)."""
-        return load_rules(self.settings)
+        """The rules named in the config, validated (a bad file raises ConfigError); read once
+        and again when :meth:`refresh` finds the files changed."""
+        if self._rules is None:
+            self._rules = self._load_rules()
+        return self._rules.rulebook
+
+    @property
+    def rules_fingerprint(self) -> str:
+        """The fingerprint of the rule set judging now (see :func:`rules_fingerprint`)."""
+        _ = self.rulebook
+        assert self._rules is not None
+        return self._rules.fingerprint
+
+    @property
+    def kpi_fingerprint(self) -> str:
+        """sha256 of the KPI files' content as last read (see :meth:`refresh`)."""
+        if self._kpi_stamps is None:
+            self._kpi_stamps = file_stamps(self.settings.kpi_paths)
+            self._kpi_digest = content_digest(self.settings.kpi_paths)
+        return self._kpi_digest
+
+    def _load_rules(self) -> _Loaded:
+        stamps = file_stamps(self.settings.rule_paths)  # before reading: a later write shows
+        book = load_rules(self.settings)
+        return _Loaded(book, stamps, rules_fingerprint(self.settings, book))
+
+    def refresh(self) -> bool:
+        """Pick up rules and KPI files changed on disk since they were read; True when either
+        changed. Cheap when nothing moved (a ``stat`` per file). Raises ConfigError, with every
+        problem, when a changed file is broken: the caller must not judge with stale rules."""
+        changed = False
+        loaded = self._rules
+        if loaded is not None:
+            stamps = file_stamps(self.settings.rule_paths)
+            if stamps != loaded.stamps:
+                if content_digest(self.settings.rule_paths) == loaded.rulebook.digest:
+                    self._rules = _Loaded(loaded.rulebook, stamps, loaded.fingerprint)
+                else:
+                    fresh = self._load_rules()
+                    log.info(
+                        "rules files changed on disk: rule set %s replaces %s",
+                        fresh.fingerprint[:12],
+                        loaded.fingerprint[:12],
+                    )
+                    self._rules = fresh
+                    changed = True
+        if self._kpi_stamps is not None:
+            stamps = file_stamps(self.settings.kpi_paths)
+            if stamps != self._kpi_stamps:
+                digest = content_digest(self.settings.kpi_paths)
+                if digest != self._kpi_digest:
+                    self._reload_kpis()
+                    log.info("KPI files changed on disk: KPI book %s read", digest[:12])
+                    changed = True
+                self._kpi_stamps, self._kpi_digest = stamps, digest
+        return changed
+
+    def _reload_kpis(self) -> None:
+        """Forget the KPI book read before the change and validate the new files now."""
+        from tasuki import kpis
+        from tasuki.kpis import books
+
+        # The KPI book is cached by tasuki.kpis.books per config, not per content: drop it so
+        # the next reading sees the new files (until the book hangs off the runtime itself).
+        books._books.clear()
+        kpis.book(self.settings)
 
     @cached_property
     def calendar(self) -> BusinessCalendar:
@@ -61,10 +195,11 @@ class Runtime:
         return BusinessCalendar.from_config(self.settings.config.calendar)
 
     def validate(self) -> None:
-        """See :func:`validate`; the rulebook is kept for the jobs."""
+        """See :func:`validate`; the rulebook is kept for the jobs, the KPI files watched."""
         from tasuki import kpis
 
         _ = self.rulebook
+        _ = self.kpi_fingerprint
         kpis.book(self.settings)
 
     @property
@@ -97,31 +232,34 @@ def build(settings: Settings | None = None, *, connector: Connector | None = Non
     return Runtime(settings, store, connector or connector_for(settings))
 
 
-_active: Runtime | None = None
+_current: ContextVar[Runtime] = ContextVar("tasuki.runtime")
+"""The runtime jobs in this context use; the one piece of process state tasuki keeps."""
 
 
 def current() -> Runtime:
-    """The runtime jobs use: the activated one, else one built from the environment."""
-    global _active
-    if _active is None:
-        _active = build()
-    return _active
+    """The runtime jobs use: the installed or activated one, else (a one-off CLI command) one
+    built from the environment and kept for the rest of this context."""
+    try:
+        return _current.get()
+    except LookupError:
+        rt = build()
+        _current.set(rt)
+        return rt
 
 
 def install(settings: Settings) -> Runtime:
     """Build the runtime from ``settings`` (checked already, see :mod:`tasuki.preflight`) and
     make it the one jobs use for the rest of this process: a long-running process's start."""
-    global _active
-    _active = build(settings)
-    return _active
+    rt = build(settings)
+    _current.set(rt)
+    return rt
 
 
 @contextmanager
 def activate(rt: Runtime) -> Iterator[Runtime]:
-    """Make ``rt`` the runtime jobs in this process use, for the duration of the block."""
-    global _active
-    previous, _active = _active, rt
+    """Make ``rt`` the runtime jobs in this context use, for the duration of the block."""
+    token = _current.set(rt)
     try:
         yield rt
     finally:
-        _active = previous
+        _current.reset(token)

@@ -11,7 +11,7 @@ wrote, is an echo of our own write-back: it is stored but triggers no work.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -258,8 +258,11 @@ def sync_people(rt: Runtime) -> int:
     return len(rows)
 
 
-def reconcile(rt: Runtime, logical: str) -> list[SyncResult]:
-    """Bring ``logical`` up to date from its cursor, page by page (catches missed webhooks)."""
+def reconcile(
+    rt: Runtime, logical: str, progress: Callable[[SyncResult], None] | None = None
+) -> list[SyncResult]:
+    """Bring ``logical`` up to date from its cursor, page by page (catches missed webhooks);
+    ``progress`` hears of each page once it is stored."""
     mapper = Mapper(rt.settings.config)
     physical = mapper.physical_object(logical)
     results = []
@@ -291,5 +294,7 @@ def reconcile(rt: Runtime, logical: str) -> list[SyncResult]:
                 ["cursor", "updated_at"],
             )
         checkpoint("sync.committed")
+        if progress is not None:
+            progress(results[-1])
         if not page.more:
             return results

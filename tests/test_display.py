@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tasuki.display import local_time, person_label, render
+from tasuki.display import local_time, named, render
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 
@@ -25,10 +25,11 @@ def test_local_time_is_in_the_company_zone_and_labelled() -> None:
     assert local_time(None, TOKYO) == "–"
 
 
-def test_person_label_gives_the_name_with_the_id_in_brackets() -> None:
-    assert person_label("005A", "Emma Clarke") == "Emma Clarke [005A]"
-    assert person_label("005A", "") == "005A"
-    assert person_label(None, "x") == "–"
+def test_a_person_is_shown_by_name_with_the_id_in_brackets() -> None:
+    assert named("Emma Clarke", "005A") == "Emma Clarke [005A]"
+    assert named("", "005A") == "005A"
+    assert named("x", None) == "x"
+    assert named(None, None) == "–"
 
 
 ROWS = [

@@ -148,3 +148,26 @@ def test_past_the_quota_share_only_urgent_fields_are_written_and_the_rest_waits(
         assert crm.calls["write"] - before == 1
         scheduled = ScheduledJobRegistry(queue=job_queue(settings, connection))  # type: ignore[no-untyped-call]
         assert scheduled.count == 1
+
+
+def test_the_first_scheduled_reconcile_keeps_history_out_of_the_crm(
+    settings: Settings, sqlite_store: Store, crm: LocalCrm
+) -> None:
+    rt = runtime.Runtime(settings, sqlite_store, crm, redis_connection=connect(settings))
+    with runtime.activate(rt):
+        assert worker.reconcile()["handoffs"] == 3  # the org's history, before tasuki came
+        worker.write_back()
+        assert not any(
+            (crm.get(obj, rid) or {}).get("Tasuki_Verdict__c")
+            for obj, rid in (("Lead", "L1"), ("Opportunity", "O1"))
+        )
+        # Handed over after tasuki came: written as usual.
+        now = datetime.now(UTC)
+        crm.upsert("Lead", "L4", {"OwnerId": "MK1", "Status": "New"}, at=now, by="MK1")
+        crm.upsert("Lead", "L4", {"OwnerId": "IS1", "Status": "MQL"}, at=now, by="MK1")
+        assert worker.reconcile()["handoffs"] == 1
+        worker.write_back()
+        assert (crm.get("Lead", "L4") or {}).get("Tasuki_Verdict__c", "").startswith("MK→IS ")
+        assert not (crm.get("Lead", "L1") or {}).get("Tasuki_Verdict__c")
+        worker.write_back(write_history=True)  # as `tasuki sync --write-history` asks
+        assert (crm.get("Lead", "L1") or {}).get("Tasuki_Verdict__c", "").startswith("MK→IS ")

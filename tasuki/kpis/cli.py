@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from tasuki.display import FORMATS, local_time, person_label, render
+from tasuki.display import FORMATS, local_time, named, render
 from tasuki.errors import TasukiError
 
 
@@ -77,7 +77,7 @@ def _person(rt: Any, text: str) -> tuple[str, str]:
     if len(found) > 1:
         click.echo(f"error: {text!r} names {len(found)} people; give one of:", err=True)
         for uid, name in sorted(found):
-            click.echo(f"  {person_label(uid, name)}", err=True)
+            click.echo(f"  {named(name, uid)}", err=True)
         sys.exit(2)
     return found[0][0], found[0][1]
 
@@ -112,7 +112,7 @@ def show(period: str | None, mtd: bool, compute: bool, fmt: str) -> None:
     rows = []
     for person in kpis.person_summary(rt.store, rt.settings, p, now):
         row: dict[str, Any] = {
-            "person": person_label(person.person_id, person.name),
+            "person": named(person.name, person.person_id),
             "dept": person.department,
             "period": label(p, running),
             "attainment": None if person.attainment is None else round(100 * person.attainment),
@@ -190,7 +190,7 @@ def explain(kpi_id: str, person: str | None, period: str | None, mtd: bool, fmt:
                 "record": e.record_id,
                 "object": e.object,
                 "when": local_time(when, tz) if when is not None else (e.at or None),
-                "credited to": person_label(e.person, names.get(e.person or "")),
+                "credited to": named(names.get(e.person or ""), e.person),
                 "dept": e.department,
                 "numerator": e.numerator,
                 "denominator": e.denominator,
@@ -200,7 +200,7 @@ def explain(kpi_id: str, person: str | None, period: str | None, mtd: bool, fmt:
     if fmt != "table":
         click.echo(render(rows, columns, fmt))
         return
-    who = person_label(who_id, who_name) if who_id else "the whole org"
+    who = named(who_name, who_id) if who_id else "the whole org"
     fig = "–" if ex.value is None else (f"{ex.value:.1%}" if kpi.is_ratio else f"{ex.value:,.2f}")
     click.echo(f"{kpi.id} ({kpi.label}), {label(ex.period, running)}, {who}: {fig}")
     extra = f"; {kpi.passing_label}" if kpi.passing_label else ""

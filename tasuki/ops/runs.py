@@ -238,6 +238,10 @@ def recorded(*, idle: bool = True) -> Callable[[Callable[P, R]], Callable[P, R]]
 
             rt = runtime.current()
             job = get_current_job()
+            if job is not None:
+                # Rules or KPI files changed since this worker read them: judge with the new
+                # ones (a broken new file fails the job with its problems, nothing is lost).
+                rt.refresh()
             current = _Run(rt.store, name, job, _kept_args(kwargs), utcnow(), time.perf_counter())
             if idle:
                 current.start()

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from tasuki.display import named
 from tasuki.recordings.store import artifacts_for
 from tasuki.settings import Config
 from tasuki.store.models import Handoff, Person, Record, Verdict
@@ -63,6 +64,10 @@ def find_record(session: Session, system: str, ref: str) -> Record | None:
     return session.scalars(query.order_by(Record.object)).first()
 
 
+def _text(value: Any) -> str | None:
+    return None if value in (None, "") else str(value)
+
+
 def build_packet(session: Session, config: Config, system: str, record: Record) -> Packet:
     """The packet of ``record`` from the store."""
     fields = dict(record.fields)
@@ -91,15 +96,15 @@ def build_packet(session: Session, config: Config, system: str, record: Record) 
         object=record.object,
         record_id=record.record_id,
         name=str(fields.get("name") or ""),
-        owner=str(names.get(str(fields.get("owner")), fields.get("owner") or "")),
+        owner=named(names.get(str(fields.get("owner"))), _text(fields.get("owner"))),
         sections=[(t, rows) for t, rows in sections if rows],
         recordings=artifacts_for(session, system, linked),
         handoffs=[
             HandoffVerdict(
                 boundary=h.boundary,
                 handed_at=h.handed_at,
-                sender=str(names.get(h.sender_id or "", h.sender_id or "")),
-                receiver=str(names.get(h.receiver_id or "", h.receiver_id or "")),
+                sender=named(names.get(h.sender_id or ""), h.sender_id),
+                receiver=named(names.get(h.receiver_id or ""), h.receiver_id),
                 outcome=h.verdict.outcome if h.verdict else None,
                 score=h.verdict.score if h.verdict else None,
                 violations=tuple(

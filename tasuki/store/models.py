@@ -169,11 +169,25 @@ class Verdict(Base):
     score: Mapped[int] = mapped_column(Integer)
     evaluated_at: Mapped[datetime] = mapped_column(default=utcnow)
     rules_digest: Mapped[str] = mapped_column(String(64), default="")
+    """sha256 of the rules files when the verdict last changed."""
+    fingerprint: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    """The rule set that last judged the handoff (:func:`tasuki.runtime.rules_fingerprint`),
+    kept current when a re-judgment under changed rules gives the same verdict."""
 
     handoff: Mapped[Handoff] = relationship(back_populates="verdict")
     violations: Mapped[list[Violation]] = relationship(
         back_populates="verdict", cascade="all, delete-orphan", order_by="Violation.id"
     )
+
+
+class StoreFact(Base):
+    """One fact about this installation by key (``history_before``: see :mod:`tasuki.backfill`)."""
+
+    __tablename__ = "store_facts"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Violation(Base):

@@ -142,7 +142,10 @@ def test_explain_a_stored_handoff(runner: CliRunner, settings: Settings) -> None
         ],
     )
     assert result.exit_code == 0, result.output
-    assert f"IS→FS deal {record_id}" in result.output
+    # The record by name with its id; times in the company's timezone, labelled; --now read
+    # in it too.
+    assert f" [{record_id}], handed over " in result.output
+    assert "as of 2025-03-14 12:00 JST" in result.output
     for rule_id in ("is-fs.hearing-notes", "is-fs.call-recording", "is-fs.fs-answer-sla"):
         assert rule_id in result.output
     assert "large-deal.authority" in result.output  # shown as n/a with why

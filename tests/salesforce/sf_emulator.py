@@ -568,6 +568,8 @@ class Emulator:
             start, size = int(offset), self._batch_size(request)
         else:
             object, rows = self.org.select(request.args["q"], endpoint == "queryAll")
+            if parse(request.args["q"]).count:
+                return self._json({"totalSize": len(rows), "done": True, "records": []})
             start, size, key = 0, self._batch_size(request), secrets.token_hex(8)
         page = rows[start : start + size]
         done = start + size >= len(rows)

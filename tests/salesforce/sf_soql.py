@@ -46,6 +46,8 @@ class Query:
     where: Predicate | None = None
     order_by: list[str] = field(default_factory=list)
     limit: int | None = None
+    count: bool = False
+    """``SELECT COUNT() FROM ...``: only ``totalSize`` is answered."""
 
 
 def parse_datetime(text: str) -> datetime:
@@ -100,13 +102,21 @@ class _Parser:
     def query(self) -> Query:
         if not self.keyword("SELECT"):
             raise SoqlError("expected SELECT")
-        fields = [self.take()[1]]
-        while self.peek() == ("punct", ","):
+        count = False
+        if self.peek() is not None and self.peek()[1].upper() == "COUNT":  # type: ignore[index]
             self.take()
-            fields.append(self.take()[1])
+            self.expect_punct("(")
+            self.expect_punct(")")
+            fields: list[str] = []
+            count = True
+        else:
+            fields = [self.take()[1]]
+            while self.peek() == ("punct", ","):
+                self.take()
+                fields.append(self.take()[1])
         if not self.keyword("FROM"):
             raise SoqlError("expected FROM")
-        q = Query(fields=fields, object=self.take()[1])
+        q = Query(fields=fields, object=self.take()[1], count=count)
         if self.keyword("WHERE"):
             q.where = self.disjunction()
         if self.keyword("ORDER"):
