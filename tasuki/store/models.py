@@ -413,3 +413,42 @@ class SlackUser(Base):
     email: Mapped[str] = mapped_column(String(200))
     user_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     looked_up_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AlarmRow(Base):
+    """One partial-optimisation alarm (see :mod:`tasuki.alarms`): in ``period`` the subject's
+    own KPI improved over ``previous_period`` by at least ``own_threshold`` while the neighbour
+    KPI it feeds fell by at least ``neighbour_threshold``. Thresholds are relative changes
+    (0.1 = 10 %). Labels and kinds of both KPIs are kept as they were when raised.
+
+    Keyed by (system, pair, subject, period), so evaluating a period twice keeps one row; the
+    figures are stored so the alarm explains itself without recomputing."""
+
+    __tablename__ = "alarms"
+    __table_args__ = (
+        UniqueConstraint("system", "pair_id", "subject_kind", "subject_id", "period"),
+        Index("ix_alarms_period", "period", "subject_kind"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    system: Mapped[str] = mapped_column(String(20))
+    pair_id: Mapped[str] = mapped_column(String(80))
+    pair_label: Mapped[str] = mapped_column(String(200), default="")
+    department: Mapped[str] = mapped_column(String(4))
+    subject_kind: Mapped[str] = mapped_column(String(12))
+    subject_id: Mapped[str] = mapped_column(String(64))
+    period: Mapped[str] = mapped_column(String(16))
+    previous_period: Mapped[str] = mapped_column(String(16))
+    own_kpi_id: Mapped[str] = mapped_column(String(80))
+    own_label: Mapped[str] = mapped_column(String(200), default="")
+    own_is_ratio: Mapped[bool] = mapped_column(Boolean, default=False)
+    own_previous: Mapped[float] = mapped_column(Float)
+    own_current: Mapped[float] = mapped_column(Float)
+    own_threshold: Mapped[float] = mapped_column(Float)
+    neighbour_kpi_id: Mapped[str] = mapped_column(String(80))
+    neighbour_label: Mapped[str] = mapped_column(String(200), default="")
+    neighbour_is_ratio: Mapped[bool] = mapped_column(Boolean, default=False)
+    neighbour_previous: Mapped[float] = mapped_column(Float)
+    neighbour_current: Mapped[float] = mapped_column(Float)
+    neighbour_threshold: Mapped[float] = mapped_column(Float)
+    raised_at: Mapped[datetime] = mapped_column(default=utcnow)
