@@ -33,6 +33,7 @@ def main() -> None:
 def _register() -> None:
     """Attach each feature's command group (one line per feature)."""
     from rules.cli import rules_group
+    from tasuki.alarms.cli import alarms_group
     from tasuki.commands import register_core
     from tasuki.configure import check_config_command, init_command
     from tasuki.kpis.cli import kpi_group
@@ -50,6 +51,7 @@ def _register() -> None:
     main.add_command(handoff_group)
     main.add_command(serve_command)
     main.add_command(kpi_group)
+    main.add_command(alarms_group)
     main.add_command(notify_group)
     register_ops(main)  # runs, jobs
     main.add_command(up_command)
