@@ -80,7 +80,7 @@ def as_json(alarms: Sequence[Alarm], tz: ZoneInfo) -> str:
     )
 
 
-def as_table(alarms: Sequence[Alarm], period: str, tz: ZoneInfo) -> Table:
+def as_table(alarms: Sequence[Alarm], period: str) -> Table:
     """The alarms as a table for people (CRM text escaped from rich's markup)."""
     before = alarms[0].previous_period if alarms else "the period before"
     table = Table(title=f"Partial-optimisation alarms, {period} against {before}")
@@ -95,7 +95,8 @@ def as_table(alarms: Sequence[Alarm], period: str, tz: ZoneInfo) -> Table:
             escape(a.own.describe("better")),
             escape(a.neighbour.describe("worse")),
         )
-    table.caption = f"times in {tz.key}" if alarms else "no alarm"
+    if not alarms:
+        table.caption = "no alarm"
     return table
 
 
@@ -136,24 +137,26 @@ def alarms_group(
     if ctx.invoked_subcommand is not None:
         return
     from tasuki import alarms, kpis
-    from tasuki.runtime import build
+    from tasuki.settings import load_settings
+    from tasuki.store.db import open_store
 
-    rt = build()
-    p = alarms.check_period(period) if period else alarms.last_closed_period(rt.settings)
-    tz = kpis.company_tz(rt.settings)
+    settings = load_settings()
+    store = open_store(settings.database_url)
+    p = alarms.check_period(period) if period else alarms.last_closed_period(settings)
+    tz = kpis.company_tz(settings)
     if evaluate:
-        found = alarms.evaluate(rt.store, rt.settings, p)
+        found = alarms.evaluate(store, settings, p)
         periods = sorted({a.period for a in found}) or [p]
     else:
         periods = [p]
-    with rt.store.session() as session:
+    with store.session() as session:
         shown = [
             a
             for q in periods
             for a in alarms.raised(
                 session,
                 q,
-                system=rt.settings.config.crm,
+                system=settings.config.crm,
                 subject_kind=subject_kind,
                 department=department,
             )
@@ -163,7 +166,7 @@ def alarms_group(
     elif fmt == "csv":
         click.echo(as_csv(shown, tz), nl=False)
     else:
-        Console().print(as_table(shown, ", ".join(periods), tz))
+        Console().print(as_table(shown, ", ".join(periods)))
 
 
 @alarms_group.command("check")

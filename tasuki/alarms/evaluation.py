@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from tasuki.alarms.alarm import Alarm, raised
@@ -273,19 +273,14 @@ def store_alarms(
     stored = session.execute(
         select(
             AlarmRow.id,
-            tuple_(
-                AlarmRow.system,
-                AlarmRow.pair_id,
-                AlarmRow.subject_kind,
-                AlarmRow.subject_id,
-                AlarmRow.period,
-            ),
-        ).where(
-            AlarmRow.system == system,
-            AlarmRow.period.in_(list(periods)),
-        )
+            AlarmRow.system,
+            AlarmRow.pair_id,
+            AlarmRow.subject_kind,
+            AlarmRow.subject_id,
+            AlarmRow.period,
+        ).where(AlarmRow.system == system, AlarmRow.period.in_(list(periods)))
     ).all()
-    gone = [row_id for row_id, key in stored if tuple(key) not in holding]
+    gone = [row_id for row_id, *key in stored if tuple(key) not in holding]
     if gone:
         session.execute(delete(AlarmRow).where(AlarmRow.id.in_(gone)))
 
