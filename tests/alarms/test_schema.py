@@ -105,3 +105,14 @@ def test_check_names_file_line_and_column(tmp_path: Path, monkeypatch: pytest.Mo
     assert f"{tmp_path / 'alarms.yaml'}:8:16: unknown KPI 'mk_mql_to_meetings'" in result.output
     assert "unknown KPI 'mk_quarterly'" in result.output  # not in the shipped book
     assert "8 problem(s)" in result.output
+
+
+def test_the_readme_alarms_example_loads(settings: Settings, tmp_path: Path) -> None:
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    start = text.index("```yaml\ndefaults:\n  own_improves_by") + len("```yaml\n")
+    (tmp_path / "alarms.yaml").write_text(text[start : text.index("```", start)], "utf-8")
+    b = book(settings)
+    pairs = load_alarm_book(tmp_path / "alarms.yaml", b.kpis, b.period).pairs
+    assert [(p.own, p.neighbour, p.own_improves_by, p.neighbour_worsens_by) for p in pairs] == [
+        ("mk_mqls", "mk_mql_to_meeting", 0.1, 0.05)
+    ]
