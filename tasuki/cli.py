@@ -36,6 +36,7 @@ def _register() -> None:
     from tasuki.alarms.cli import alarms_group
     from tasuki.commands import register_core
     from tasuki.configure import check_config_command, init_command
+    from tasuki.console.cli import report_command, users_group
     from tasuki.kpis.cli import kpi_group
     from tasuki.notify.cli import notify_group
     from tasuki.ops.cli import register_ops
@@ -55,6 +56,8 @@ def _register() -> None:
     main.add_command(notify_group)
     register_ops(main)  # runs, jobs
     main.add_command(up_command)
+    main.add_command(users_group)  # console users
+    main.add_command(report_command)
 
 
 _register()

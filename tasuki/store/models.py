@@ -452,3 +452,37 @@ class AlarmRow(Base):
     neighbour_current: Mapped[float] = mapped_column(Float)
     neighbour_threshold: Mapped[float] = mapped_column(Float)
     raised_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ConsoleUser(Base):
+    """Someone who may sign in to the Sales Ops console (see :mod:`tasuki.console.accounts`).
+
+    A local account has a ``password_hash`` (scrypt); one that signs in through the company's
+    identity provider (OpenID Connect) has none and is matched by ``email``. ``role`` is
+    ``viewer`` (reads everything) or ``ops`` (also runs operations)."""
+
+    __tablename__ = "console_users"
+    __table_args__ = (UniqueConstraint("username"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(10))
+    password_hash: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class LoginLink(Base):
+    """A one-time sign-in link (``tasuki serve --demo``): only the token's SHA-256 is kept, and
+    the link is spent by its first use or at ``expires_at``."""
+
+    __tablename__ = "console_login_links"
+    __table_args__ = (UniqueConstraint("token_sha256"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int] = mapped_column(ForeignKey("console_users.id", ondelete="CASCADE"))
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None] = mapped_column(nullable=True)
