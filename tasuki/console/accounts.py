@@ -66,7 +66,7 @@ def add_user(
             disabled=False,
         )
         s.add(user)
-        s.commit()
+        s.flush()
         s.refresh(user)
         s.expunge(user)
     return user
@@ -81,7 +81,7 @@ def set_password(store: Store, username: str, password: str) -> None:
         if user is None:
             raise AccountError(f"no user {username!r}")
         user.password_hash = generate_password_hash(password, method=PASSWORD_METHOD)
-        s.commit()
+        s.flush()
 
 
 def remove_user(store: Store, username: str) -> None:
@@ -91,7 +91,7 @@ def remove_user(store: Store, username: str) -> None:
         if user is None:
             raise AccountError(f"no user {username!r}")
         user.disabled = True
-        s.commit()
+        s.flush()
 
 
 def list_users(store: Store) -> list[ConsoleUser]:
@@ -117,7 +117,7 @@ def _signed_in(store: Store, user_id: int) -> None:
         user = s.get(ConsoleUser, user_id)
         if user is not None:
             user.last_login_at = utcnow()
-            s.commit()
+            s.flush()
 
 
 def check_password(store: Store, username: str, password: str) -> ConsoleUser | None:
@@ -152,7 +152,7 @@ def oidc_user(store: Store, email: str, allowed_domains: frozenset[str]) -> Cons
         if user is None or user.disabled:
             return None
         user.last_login_at = utcnow()
-        s.commit()
+        s.flush()
         s.refresh(user)
         s.expunge(user)
     return user
@@ -176,7 +176,7 @@ def login_link_token(store: Store, username: str, now: datetime | None = None) -
                 expires_at=(now or utcnow()) + LINK_LIFETIME,
             )
         )
-        s.commit()
+        s.flush()
     return token
 
 
@@ -191,7 +191,7 @@ def spend_login_link(store: Store, token: str, now: datetime | None = None) -> C
             return None
         link.used_at = now
         user = s.get(ConsoleUser, link.user_id)
-        s.commit()
+        s.flush()
         if user is None or user.disabled:
             return None
         s.refresh(user)

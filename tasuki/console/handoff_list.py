@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from tasuki.console.figures import OUTCOMES, names
 from tasuki.store.models import Handoff, Person, Record, Verdict, Violation
@@ -162,25 +162,40 @@ def _conditions(
     if f.department:
         conds.append(Handoff.sender_department == f.department)
     if f.team:
-        members = select(Person.user_id).where(Person.system == system, Person.team == f.team)
+        members = (
+            select(Person.user_id)
+            .where(Person.system == system, Person.team == f.team)
+            .correlate(None)
+        )
         column = Handoff.sender_id if f.side == "sender" else Handoff.receiver_id
         conds.append(column.in_(members))
+    # Aliases, correlated to handoffs only: the list's own query joins verdicts and records.
+    judged = aliased(Verdict)
+
+    def verdict_where(*where: ColumnElement[bool]) -> ColumnElement[bool]:
+        found = select(judged.id).where(judged.handoff_id == Handoff.id, *where)
+        return exists(found.correlate(Handoff))
+
     if f.verdict == "unjudged":
-        conds.append(~exists().where(Verdict.handoff_id == Handoff.id))
+        conds.append(~verdict_where())
     elif f.verdict:
-        conds.append(exists().where(Verdict.handoff_id == Handoff.id, Verdict.outcome == f.verdict))
+        conds.append(verdict_where(judged.outcome == f.verdict))
     if f.rule:
-        conds.append(
-            exists()
-            .where(Verdict.handoff_id == Handoff.id, Violation.verdict_id == Verdict.id)
-            .where(Violation.rule_id == f.rule)
+        broke = select(Violation.id).where(
+            Violation.verdict_id == judged.id, Violation.rule_id == f.rule
         )
+        conds.append(verdict_where(exists(broke.correlate(judged))))
     if f.search:
         pattern = _like(f.search)
-        fields = [Record.fields[n].as_string() for n in ("name", "company", "email")]
-        matching = select(Record.record_id).where(
-            Record.system == system,
-            or_(*(func.lower(c).like(pattern, escape="\\") for c in fields)),
+        shown = aliased(Record)
+        fields = [shown.fields[n].as_string() for n in ("name", "company", "email")]
+        matching = (
+            select(shown.record_id)
+            .where(
+                shown.system == system,
+                or_(*(func.lower(c).like(pattern, escape="\\") for c in fields)),
+            )
+            .correlate(None)
         )
         conds.append(or_(Handoff.record_id == f.search, Handoff.record_id.in_(matching)))
     return conds
