@@ -6,7 +6,7 @@ October 2026 (Asia/Tokyo), default config and rules:
   (``mk-is.first-touch-sla`` and ``mk-is.phone``), all to Ken Sato (IS, team Tokyo); L4 not
   judged yet, to Mei Ito (IS, team Osaka).
 - IS→FS: two deals from Ken Sato to Noah Bennett (FS): D1 passed, accepted 3 business hours
-  after the handoff; D2 failed (``is-fs.fs-answer-sla``), accepted 9 business hours after.
+  after the handoff; D2 failed (``is-fs.fs-answer-sla``), accepted 10 business hours after.
 - Outside October: L5 handed at 2026-09-30 23:30 JST (September) and L6 at 2026-11-01 01:00
   JST (November), both MK→IS and passed.
 - KPI values for Aiko: mk_mqls 10 (target 20), mk_mql_to_meeting 0.2 (0.4),
@@ -63,7 +63,7 @@ def seed(store: Store) -> dict[str, int]:
             s.add(Record(system=SYSTEM, object="lead", record_id=rid, fields=fields))
         deals = {
             "D1": {"name": "Acme renewal", "fs_accepted_at": jst(10, 6, 13).isoformat()},
-            "D2": {"name": "Beta expansion", "fs_accepted_at": jst(10, 7, 10).isoformat()},
+            "D2": {"name": "Beta expansion", "fs_accepted_at": jst(10, 7, 11).isoformat()},
         }
         for rid, fields in deals.items():
             s.add(Record(system=SYSTEM, object="deal", record_id=rid, fields=fields))

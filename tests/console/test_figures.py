@@ -68,13 +68,13 @@ def test_boundaries_sla_attainment_time_to_accept_and_violations(ops: FlaskClien
     assert (mk["handoffs"], mk["records"], mk["unjudged"]) == ("4", "4", "1")
     assert abs(float(mk["sla_attainment"]) - 2 / 3) < 1e-9  # 1 of 3 judged broke the SLA
     assert isfs["sla_attainment"] == "0.5"
-    # D1 accepted 3 business hours after, D2 9 (10:00 Tue → 10:00 Wed, a 09:00–18:00 day)
-    assert (float(isfs["accept_median_hours"]), float(isfs["accept_p90_hours"])) == (3.0, 9.0)
+    # D1 accepted 3 business hours after, D2 10 (10:00 Tue → 11:00 Wed, a 09:00–18:00 day)
+    assert (float(isfs["accept_median_hours"]), float(isfs["accept_p90_hours"])) == (3.0, 10.0)
     assert mk["accept_median_hours"] == ""  # no answer SLA times MK→IS
     page = ops.get("/console/boundaries?period=2026-10").get_data(as_text=True)
     assert cell(page, "sla-IS→FS") == "50%"
     assert cell(page, "accept-median-IS→FS") == "3.0"
-    assert cell(page, "accept-p90-IS→FS") == "9.0"
+    assert cell(page, "accept-p90-IS→FS") == "10.0"
     violations = table(ops, "/console/boundaries?period=2026-10&format=csv&table=violations")
     assert sorted((v["boundary"], v["rule"], v["handoffs"]) for v in violations) == [
         ("IS→FS", "is-fs.fs-answer-sla", "1"),
