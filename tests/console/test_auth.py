@@ -265,3 +265,24 @@ def test_oidc_refuses_a_forged_callback(oidc_app: Flask) -> None:
     client.get("/console/login/oidc")
     response = client.get("/console/auth/callback?code=made-up&state=made-up")
     assert response.status_code == 401
+
+
+def test_the_demo_link_signs_in_an_ops_user_once(app: Flask, store: Store) -> None:
+    from tasuki.console.demo import demo_link
+
+    link = demo_link(store, "http://127.0.0.1:8080")
+    path = urlsplit(link).path
+    client = app.test_client()
+    assert client.get(path).status_code == 302
+    assert 'id="compute-kpis"' in client.get("/console/").get_data(as_text=True)
+    assert app.test_client().get(path).status_code == 403
+    (demo,) = [u for u in list_users(store) if u.username == "demo"]
+    assert demo.role == "ops" and demo.password_hash is None
+    assert check_password(store, "demo", "") is None
+
+
+def test_the_demo_link_needs_the_demo_data(settings: Settings, store: Store) -> None:
+    from tasuki.console.demo import NoDemoData, demo_link
+
+    with pytest.raises(NoDemoData, match="make demo"):
+        demo_link(store, "http://127.0.0.1:8080")
