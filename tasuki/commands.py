@@ -68,9 +68,9 @@ def _show(console: Console, settings: Settings, outcome: object) -> None:
     with store.session() as s:
         stats = boundary_stats(s, "local", [b.id for b in config.boundaries])
     # The last closed period: the current one has barely started on the 1st of a month.
-    b = kpis.book(settings)
+    kb = kpis.book(settings)
     current = kpis.current_period(settings, outcome.spec.until)
-    period = previous(current, b.period, b.fiscal_year_start, kpis.company_tz(settings))
+    period = previous(current, kb.period, kb.fiscal_year_start, kpis.company_tz(settings))
     people = kpis.person_summary(store, settings, period)
 
     what = "seeded" if outcome.seeded else f"run {outcome.run_number}, same org replayed"

@@ -109,9 +109,13 @@ def users_link(username: str) -> None:
 @click.option("--lang", type=click.Choice(["ja", "en"]), default="ja", show_default=True)
 def report_command(period: str | None, output: Path, lang: str) -> None:
     """Write a self-contained HTML snapshot of the overview, boundaries and people pages."""
+    from tasuki.console.periods import UnknownPeriod
     from tasuki.console.report import write_report
     from tasuki.settings import load_settings
 
     settings = load_settings()
-    written = write_report(settings, output, period=period, language=lang)
+    try:
+        written = write_report(settings, output, period=period, language=lang)
+    except UnknownPeriod as exc:
+        raise click.BadParameter(str(exc), param_hint="--period") from exc
     click.echo(f"Report of {written}: {output}")

@@ -77,8 +77,12 @@ def page(browser: Any) -> Iterator[Any]:
     context = browser.new_context(locale="en-US", accept_downloads=True)
     tab = context.new_page()
     dialogs: list[str] = []
-    tab.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    tab.dialogs = dialogs
+
+    def dialog(d: Any) -> None:
+        dialogs.append(d.message)
+        d.dismiss()
+
+    tab.on("dialog", dialog)
     yield tab
     assert dialogs == [], "a script ran from CRM text"
     context.close()
