@@ -122,28 +122,39 @@ def _in_period(system: str, start: datetime, end: datetime) -> list[object]:
 def tallies(
     session: Session, system: str, boundaries: Sequence[str], start: datetime, end: datetime
 ) -> dict[str, Tally]:
-    """Each boundary's handoffs made in ``[start, end)`` by verdict outcome (config order)."""
+    """Each boundary's handoffs made in ``[start, end)`` by verdict outcome (config order).
+
+    One statement per boundary, so each is a range of the ``(boundary, handed_at)`` index."""
     out = {b: Tally() for b in boundaries}
-    rows = session.execute(
-        select(Handoff.boundary, Verdict.outcome, func.count())
-        .select_from(Handoff)
-        .outerjoin(Verdict, Verdict.handoff_id == Handoff.id)
-        .where(*_in_period(system, start, end))  # type: ignore[arg-type]
-        .group_by(Handoff.boundary, Verdict.outcome)
-    )
-    for boundary, outcome, n in rows:
-        out.setdefault(boundary, Tally()).add(outcome, int(n))
+    for b in boundaries:
+        rows = session.execute(
+            select(Verdict.outcome, func.count())
+            .select_from(Handoff)
+            .outerjoin(Verdict, Verdict.handoff_id == Handoff.id)
+            .where(Handoff.boundary == b, *_in_period(system, start, end))  # type: ignore[arg-type]
+            .group_by(Verdict.outcome)
+        )
+        for outcome, n in rows:
+            out[b].add(outcome, int(n))
     return out
 
 
-def records_handed(session: Session, system: str, start: datetime, end: datetime) -> dict[str, int]:
-    """Distinct records handed over each boundary in ``[start, end)``."""
-    rows = session.execute(
-        select(Handoff.boundary, func.count(func.distinct(Handoff.record_id)))
-        .where(*_in_period(system, start, end))  # type: ignore[arg-type]
-        .group_by(Handoff.boundary)
-    )
-    return {b: int(n) for b, n in rows}
+def records_handed(
+    session: Session, system: str, start: datetime, end: datetime, boundaries: Sequence[str]
+) -> dict[str, int]:
+    """Distinct records handed over each of ``boundaries`` in ``[start, end)``."""
+    return {
+        b: int(
+            session.scalar(
+                select(func.count(func.distinct(Handoff.record_id))).where(
+                    Handoff.boundary == b,
+                    *_in_period(system, start, end),  # type: ignore[arg-type]
+                )
+            )
+            or 0
+        )
+        for b in boundaries
+    }
 
 
 def names(session: Session, system: str, user_ids: Iterable[str]) -> dict[str, Person]:
@@ -246,23 +257,23 @@ def boundary_figures(
     """Every boundary over ``[start, end)``: verdicts, SLA attainment, time to accept, the most
     common violations and the breakdown by sender and receiver (config order)."""
     tally = tallies(session, system, boundaries, start, end)
-    records = records_handed(session, system, start, end)
+    records = records_handed(session, system, start, end, boundaries)
     out = {
         b: BoundaryFigures(b, t, records.get(b, 0), tuple(sla_rules.get(b, ())))
         for b, t in tally.items()
     }
-    counted = session.execute(
-        select(Handoff.boundary, Violation.rule_id, func.max(Violation.message), func.count())
-        .join(Verdict, Verdict.handoff_id == Handoff.id)
-        .join(Violation, Violation.verdict_id == Verdict.id)
-        .where(*_in_period(system, start, end))  # type: ignore[arg-type]
-        .group_by(Handoff.boundary, Violation.rule_id)
-        .order_by(func.count().desc(), Violation.rule_id)
-    )
-    for boundary, rule_id, message, n in counted:
-        figures = out.get(boundary)
-        if figures is not None and len(figures.top_violations) < TOP_VIOLATIONS:
-            figures.top_violations.append((rule_id, message, int(n)))
+    for b, figures in out.items():
+        counted = session.execute(
+            select(Violation.rule_id, func.max(Violation.message), func.count())
+            .select_from(Handoff)
+            .join(Verdict, Verdict.handoff_id == Handoff.id)
+            .join(Violation, Violation.verdict_id == Verdict.id)
+            .where(Handoff.boundary == b, *_in_period(system, start, end))  # type: ignore[arg-type]
+            .group_by(Violation.rule_id)
+            .order_by(func.count().desc(), Violation.rule_id)
+            .limit(TOP_VIOLATIONS)
+        )
+        figures.top_violations = [(rule, message, int(n)) for rule, message, n in counted]
     for b, figures in out.items():
         if figures.sla_rules:
             figures.sla_broken = int(

@@ -118,17 +118,17 @@ def overview_data(settings: Settings, period: Period) -> dict[str, Any]:
     boundaries = _boundaries(settings)
     system = settings.config.crm
     with console_store().session() as s:
-        records = fig.records_handed(s, system, period.start, period.end)
+        records = fig.records_handed(s, system, period.start, period.end, boundaries)
         tallies = fig.tallies(s, system, boundaries, period.start, period.end)
         now = current(b.fiscal_year_start, tz, b.period)
-        now_records = fig.records_handed(s, system, now.start, now.end)
+        now_records = fig.records_handed(s, system, now.start, now.end, boundaries)
         trend = []
         for p in trailing(period, b.fiscal_year_start, tz):
             t = fig.tallies(s, system, boundaries, p.start, p.end)
             trend.append(
                 TrendPoint(
                     p.name,
-                    fig.records_handed(s, system, p.start, p.end),
+                    fig.records_handed(s, system, p.start, p.end, boundaries),
                     {k: v.pass_rate for k, v in t.items()},
                 )
             )

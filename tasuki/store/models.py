@@ -162,7 +162,10 @@ class Violation(Base):
     __tablename__ = "violations"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    verdict_id: Mapped[int] = mapped_column(ForeignKey("verdicts.id", ondelete="CASCADE"))
+    verdict_id: Mapped[int] = mapped_column(
+        ForeignKey("verdicts.id", ondelete="CASCADE"), index=True
+    )
+    """Indexed: the console counts a boundary's violations from its handoffs' verdicts."""
     rule_id: Mapped[str] = mapped_column(String(120))
     severity: Mapped[str] = mapped_column(String(10))
     message: Mapped[str] = mapped_column(Text)

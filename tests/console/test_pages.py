@@ -149,3 +149,41 @@ def test_the_static_report_is_self_contained_and_escaped(
         assert section in html
     assert "Aiko Mori" in html and "55%" in html
     assert OPS_TOKEN not in html
+
+
+def test_stored_alarms_show_on_the_overview_and_people_pages(
+    ops: FlaskClient, store: Store
+) -> None:
+    from tasuki.store.models import AlarmRow
+
+    with store.session() as s:
+        s.add(
+            AlarmRow(
+                system="local",
+                pair_id="mk-mqls-vs-meetings",
+                pair_label="MQLs vs MQL→meeting rate",
+                department="MK",
+                subject_kind="person",
+                subject_id="u-mk1",
+                period="2026-10",
+                previous_period="2026-09",
+                own_kpi_id="mk_mqls",
+                own_label="MQLs",
+                own_is_ratio=False,
+                own_previous=10,
+                own_current=15,
+                own_threshold=0.1,
+                neighbour_kpi_id="mk_mql_to_meeting",
+                neighbour_label="MQL→meeting rate",
+                neighbour_is_ratio=True,
+                neighbour_previous=0.6,
+                neighbour_current=0.3,
+                neighbour_threshold=0.1,
+            )
+        )
+    for path in ("/console/?period=2026-10", "/console/people?period=2026-10"):
+        page = ops.get(path).get_data(as_text=True)
+        assert 'class="alarm-row"' in page and "Aiko Mori" in page
+        assert "MQLs: 10 → 15" in page and "60.0% → 30.0%" in page
+    quiet = ops.get("/console/?period=2026-09").get_data(as_text=True)
+    assert 'id="no-alarms"' in quiet

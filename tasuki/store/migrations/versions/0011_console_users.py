@@ -7,6 +7,8 @@ Create Date: 2026-12-01 21:00:00
 ``console_users`` holds local accounts (scrypt password hashes) and the people who sign in
 through OpenID Connect (matched by e-mail), each with a role: viewer or ops.
 ``console_login_links`` keeps the SHA-256 of one-time sign-in tokens (``tasuki serve --demo``).
+``violations`` gets an index on ``verdict_id``: the console joins a period's verdicts to their
+violations (most common violations, the rule filter).
 """
 
 from collections.abc import Sequence
@@ -51,7 +53,10 @@ def upgrade() -> None:
         sa.UniqueConstraint("token_sha256", name=op.f("uq_console_login_links_token_sha256")),
     )
 
+    op.create_index(op.f("ix_violations_verdict_id"), "violations", ["verdict_id"])
+
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_violations_verdict_id"), table_name="violations")
     op.drop_table("console_login_links")
     op.drop_table("console_users")
