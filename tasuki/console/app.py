@@ -208,7 +208,7 @@ def _headers(response: Any) -> Any:
     response.headers.setdefault(
         "Content-Security-Policy",
         "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-        "form-action 'self' *; frame-ancestors 'none'; base-uri 'none'",
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     )
     response.headers.setdefault("Cache-Control", "no-store")
     return response

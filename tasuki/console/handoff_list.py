@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -48,7 +48,6 @@ class Filters:
     side: str = "sender"
     search: str = ""
     page: int = 1
-    extra: dict[str, str] = field(default_factory=dict)
 
     def query(self, **changes: Any) -> dict[str, str]:
         """These filters as query parameters (with ``changes``), for links and pagination."""
@@ -189,15 +188,19 @@ def _conditions(
         pattern = _like(f.search)
         shown = aliased(Record)
         fields = [shown.fields[n].as_string() for n in ("name", "company", "email")]
+        # Correlated to each handoff of the period (the records' unique key finds its record):
+        # bounded by the period's handoffs, never a scan of every record.
         matching = (
-            select(shown.record_id)
+            select(shown.id)
             .where(
-                shown.system == system,
+                shown.system == Handoff.system,
+                shown.object == Handoff.object,
+                shown.record_id == Handoff.record_id,
                 or_(*(func.lower(c).like(pattern, escape="\\") for c in fields)),
             )
-            .correlate(None)
+            .correlate(Handoff)
         )
-        conds.append(or_(Handoff.record_id == f.search, Handoff.record_id.in_(matching)))
+        conds.append(or_(Handoff.record_id == f.search, exists(matching)))
     return conds
 
 

@@ -61,9 +61,9 @@ def person_rows(summary: Sequence[PersonKpis]) -> list[tuple[object, ...]]:
 def department_rows(store: Store, settings: Settings, period: str) -> list[GroupFigure]:
     """Every department's and team's goal KPIs for the periods containing ``period``.
 
-    A department's target is the sum of its people's (counts, sums) or the goal's (rates), as
-    stored with its ``kpi_values`` row when the computation kept one; a team's from the KPI
-    book's team targets."""
+    A figure's target is the one stored with its ``kpi_values`` row when the computation kept
+    one; else a team's comes from the KPI book's team targets and a department's from its goal
+    for rates (a goal's count target is per person, so a department's count has none)."""
     b = book(settings)
     tz = company_tz(settings)
     system = settings.config.crm
