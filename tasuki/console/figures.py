@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from rules.values import to_instant
@@ -155,6 +155,47 @@ def records_handed(
         )
         for b in boundaries
     }
+
+
+def trend(
+    session: Session,
+    system: str,
+    boundaries: Sequence[str],
+    spans: Sequence[tuple[datetime, datetime]],
+) -> list[tuple[dict[str, int], dict[str, Tally]]]:
+    """For each of the contiguous, ascending ``spans``: the records handed over each boundary
+    and its :class:`Tally`. Two statements per boundary whatever the number of spans: each
+    handoff is put in its span by a ``CASE`` on ``handed_at``, over one range of the
+    ``(boundary, handed_at)`` index."""
+    out: list[tuple[dict[str, int], dict[str, Tally]]] = [
+        ({b: 0 for b in boundaries}, {b: Tally() for b in boundaries}) for _ in spans
+    ]
+    if not spans:
+        return out
+    bucket = case(
+        *((Handoff.handed_at < end, i) for i, (_, end) in enumerate(spans)), else_=len(spans)
+    ).label("bucket")
+    for b in boundaries:
+        where = _in_period(system, spans[0][0], spans[-1][1])
+        rows = session.execute(
+            select(bucket, Verdict.outcome, func.count())
+            .select_from(Handoff)
+            .outerjoin(Verdict, Verdict.handoff_id == Handoff.id)
+            .where(Handoff.boundary == b, *where)  # type: ignore[arg-type]
+            .group_by(bucket, Verdict.outcome)
+        )
+        for i, outcome, n in rows:
+            if 0 <= i < len(spans):
+                out[i][1][b].add(outcome, int(n))
+        counted = session.execute(
+            select(bucket, func.count(func.distinct(Handoff.record_id)))
+            .where(Handoff.boundary == b, *where)  # type: ignore[arg-type]
+            .group_by(bucket)
+        )
+        for i, n in counted:
+            if 0 <= i < len(spans):
+                out[i][0][b] = int(n)
+    return out
 
 
 def names(session: Session, system: str, user_ids: Iterable[str]) -> dict[str, Person]:

@@ -117,21 +117,16 @@ def overview_data(settings: Settings, period: Period) -> dict[str, Any]:
     tz = company_tz(settings)
     boundaries = _boundaries(settings)
     system = settings.config.crm
+    periods = trailing(period, b.fiscal_year_start, tz)
+    now = current(b.fiscal_year_start, tz, b.period)
     with console_store().session() as s:
-        records = fig.records_handed(s, system, period.start, period.end, boundaries)
-        tallies = fig.tallies(s, system, boundaries, period.start, period.end)
-        now = current(b.fiscal_year_start, tz, b.period)
+        figures = fig.trend(s, system, boundaries, [(p.start, p.end) for p in periods])
         now_records = fig.records_handed(s, system, now.start, now.end, boundaries)
-        trend = []
-        for p in trailing(period, b.fiscal_year_start, tz):
-            t = fig.tallies(s, system, boundaries, p.start, p.end)
-            trend.append(
-                TrendPoint(
-                    p.name,
-                    fig.records_handed(s, system, p.start, p.end, boundaries),
-                    {k: v.pass_rate for k, v in t.items()},
-                )
-            )
+    records, tallies = figures[-1]  # the chosen period is the trend's last
+    trend = [
+        TrendPoint(p.name, records_of, {k: v.pass_rate for k, v in tallies_of.items()})
+        for p, (records_of, tallies_of) in zip(periods, figures, strict=True)
+    ]
     return {
         "period": period,
         "steps": fig.funnel(records, boundaries),
