@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: demo test lint typecheck bench clean
 
@@ -15,6 +16,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/tasuki demo
+	@echo "Open the Sales Ops console on this data: $(BIN)/tasuki serve --demo"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -23,7 +25,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
+# The console's browser tests drive Debian's Chromium (Playwright never downloads a browser);
+# installed once, only when missing (CJK fonts so Japanese pages render in screenshots).
+$(CHROMIUM):
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk
+
+test: lint typecheck $(CHROMIUM)
 	$(BIN)/pytest
 
 bench: $(STAMP)

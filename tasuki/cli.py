@@ -37,8 +37,10 @@ def main() -> None:
 def _register() -> None:
     """Attach each feature's command group (one line per feature)."""
     from rules.cli import rules_group
+    from tasuki.alarms.cli import alarms_group
     from tasuki.commands import register_core
     from tasuki.configure import check_config_command, init_command
+    from tasuki.console.cli import report_command, users_group
     from tasuki.kpis.cli import kpi_group
     from tasuki.notify.cli import notify_group
     from tasuki.ops.cli import register_ops
@@ -54,9 +56,12 @@ def _register() -> None:
     main.add_command(handoff_group)
     main.add_command(serve_command)
     main.add_command(kpi_group)
+    main.add_command(alarms_group)
     main.add_command(notify_group)
     register_ops(main)  # runs, jobs
     main.add_command(up_command)
+    main.add_command(users_group)  # console users
+    main.add_command(report_command)
 
 
 _register()

@@ -56,9 +56,10 @@ def demo_command(seed: int, leads: int, until: datetime | None) -> None:
 
 def _show(console: Console, settings: Settings, outcome: object) -> None:
     from tasuki import kpis
+    from tasuki.console.report import write_report
     from tasuki.demo.run import DemoOutcome
-    from tasuki.overview import boundary_stats, funnel
-    from tasuki.report import ReportData, render
+    from tasuki.kpis.periods import previous
+    from tasuki.overview import boundary_stats
     from tasuki.store.db import open_store
 
     assert isinstance(outcome, DemoOutcome)
@@ -66,8 +67,10 @@ def _show(console: Console, settings: Settings, outcome: object) -> None:
     config = settings.config
     with store.session() as s:
         stats = boundary_stats(s, "local", [b.id for b in config.boundaries])
-        stages = funnel(s, "local")
-    period = kpis.current_period(settings, outcome.spec.until)
+    # The last closed period: the current one has barely started on the 1st of a month.
+    kb = kpis.book(settings)
+    current = kpis.current_period(settings, outcome.spec.until)
+    period = previous(current, kb.period, kb.fiscal_year_start, kpis.company_tz(settings))
     people = kpis.person_summary(store, settings, period)
 
     what = "seeded" if outcome.seeded else f"run {outcome.run_number}, same org replayed"
@@ -127,23 +130,12 @@ def _show(console: Console, settings: Settings, outcome: object) -> None:
         console.print("[green]Nothing changed: 0 fields changed, 0 write calls.[/]")
 
     report = settings.data_dir / "report.html"
-    report.write_text(
-        render(
-            ReportData(
-                title="tasuki: the whole funnel",
-                generated_at=datetime.now(UTC),
-                funnel=stages,
-                boundaries=stats,
-                people=people,
-                period=period,
-                writes=writes,
-            )
-        ),
-        encoding="utf-8",
-    )
-    handoffs = sum(b.handoffs for b in stats)
+    write_report(settings, report, period=period, store=store)
+    handoffs = sum(x.handoffs for x in stats)
     console.print(
-        f"Report: {report}\nDone in {outcome.seconds:.1f} s: webhooks, jobs, {handoffs} handoffs "
+        f"Report: {report}\n"
+        "Console: tasuki serve --demo (prints a one-time sign-in link)\n"
+        f"Done in {outcome.seconds:.1f} s: webhooks, jobs, {handoffs} handoffs "
         f"judged and written back in {outcome.pipeline_seconds:.1f} s."
     )
     from tasuki.demo.agenda import show_next_agenda

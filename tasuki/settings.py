@@ -33,6 +33,7 @@ from pydantic import (
     model_validator,
 )
 
+from tasuki.console.settings import ConsoleSettings
 from tasuki.errors import ConfigError, Problem
 from tasuki.messaging import SlackSettings, SmtpSettings, smtp_from_env
 from tasuki.providers import HubSpotSettings, SalesforceSettings
@@ -571,6 +572,7 @@ class Settings:
     public_url: str | None
     webhook_secret: SecretStr | None
     ops_token: SecretStr | None
+    """``TASUKI_OPS_TOKEN``: the console's secret (signs its sessions and CSRF tokens)."""
     secrets: Mapping[str, SecretStr]
     salesforce: SalesforceSettings = SalesforceSettings()
     """``TASUKI_SALESFORCE_*``: sign-in, org id, integration user."""
@@ -586,6 +588,8 @@ class Settings:
     """``TASUKI_SLACK_*``: the bot token notifications are posted with."""
     smtp: SmtpSettings | None = None
     """``TASUKI_SMTP_*``: the mail server, ``None`` when unset (no e-mail)."""
+    console: ConsoleSettings = ConsoleSettings()
+    """``TASUKI_OIDC_*`` and ``TASUKI_SECURE_COOKIES`` (the console's sign-in)."""
 
     @property
     def rule_paths(self) -> list[Path]:
@@ -690,6 +694,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         metrics_token=_secret(env, "TASUKI_METRICS_TOKEN"),
         slack=SlackSettings.from_env(env),
         smtp=smtp_from_env(env),
+        console=ConsoleSettings.from_env(env),
     )
     values.update(overrides)
     return Settings(**values)

@@ -55,7 +55,9 @@ def test_demo_runs_the_pipeline_and_a_second_run_writes_nothing(
     report = tmp_path / "data" / "report.html"
     html = report.read_text(encoding="utf-8")
     assert "<svg" in html and "IS→FS" in html
-    assert html.count("<svg") == 3 and "goal attainment" in html
+    # The console's overview, boundaries and people sections (funnel, verdicts, trend and
+    # attainment charts), self-contained: no script, no link back to a server.
+    assert html.count("<svg") == 4 and 'id="people"' in html and "<script" not in html
     # The next handoff meeting: Monday 11-23 is Labor Thanksgiving Day, so Tuesday's.
     assert "Next: Handoff meeting IS→FS, Tue 2026-11-24 10:00–10:30 JST" in first.output
     agenda = (tmp_path / "data" / "agenda.md").read_text(encoding="utf-8")

@@ -64,6 +64,7 @@ def create_app(
     """
     require_webhook_secret(settings)
     assert settings.webhook_secret is not None
+    from tasuki.console.app import init_app as init_console
     from tasuki.queue import job_queue
     from webhooks import health, hubspot, local, miitel, observe, salesforce, zoom
 
@@ -74,6 +75,7 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions["tasuki"] = Services(settings, store, queue, intake)
     observe.init_app(app)  # access log, per-request metrics, GET /metrics
+    init_console(app, settings)  # the Sales Ops console, behind its login
     app.register_blueprint(local.blueprint(intake, settings.webhook_secret))
     app.register_blueprint(health.blueprint(intake))
     app.register_blueprint(salesforce.blueprint(settings, store, queue.connection))

@@ -43,10 +43,23 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080, threads
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(min=1))
-def serve_command(host: str, port: int, threads: int) -> None:
-    """Receive webhooks (needs TASUKI_WEBHOOK_SECRET and TASUKI_REDIS_URL)."""
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="The console on the demo's data (after `make demo`), with a one-time sign-in link.",
+)
+def serve_command(host: str, port: int, threads: int, demo: bool) -> None:
+    """Receive webhooks and serve the Sales Ops console (needs TASUKI_WEBHOOK_SECRET,
+    TASUKI_REDIS_URL and, for the console, TASUKI_OPS_TOKEN)."""
     from tasuki import logs
     from tasuki.preflight import SERVE, checked_settings
+
+    if demo:
+        from tasuki.console.demo import serve_demo
+        from tasuki.settings import load_settings
+
+        serve_demo(load_settings(), host, port, threads)
+        return
 
     # Every file, the CRM's sign-in and every receiver's secret, every problem at once.
     settings = checked_settings(SERVE)

@@ -289,3 +289,32 @@ def _earlier(
         if sla is not None and not sla.answered(ctx, b.calendar):
             waiting.append(b.item(h, ctx))
     return waiting, unfixed
+
+
+def handoff_item(
+    store: Store,
+    settings: Settings,
+    handoff_id: int,
+    *,
+    rulebook: Rulebook,
+    now: datetime | None = None,
+) -> AgendaItem | None:
+    """One handoff as the meeting would show it (packet, verdict, answer clock read at ``now``,
+    recordings, CRM link), for the console's handoff page; ``None`` when there is no such
+    handoff or its record has left the store."""
+    calendar = BusinessCalendar.from_config(settings.config.calendar)
+    as_of = (now or utcnow()).astimezone(calendar.tz)
+    with store.session() as session:
+        h = session.scalar(
+            select(Handoff)
+            .where(Handoff.id == handoff_id, Handoff.system == settings.config.crm)
+            .options(selectinload(Handoff.verdict).selectinload(Verdict.violations))
+        )
+        if h is None:
+            return None
+        boundary = next((b for b in settings.config.boundaries if b.id == h.boundary), None)
+        slas = answer_slas(rulebook, boundary) if boundary is not None else ()
+        b = _Builder(session, settings, calendar, slas, as_of)
+        b.learn_people([h])
+        found = b.contexts([h])
+        return b.item(*found[0]) if found else None

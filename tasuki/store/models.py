@@ -196,7 +196,10 @@ class Violation(Base):
     __tablename__ = "violations"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    verdict_id: Mapped[int] = mapped_column(ForeignKey("verdicts.id", ondelete="CASCADE"))
+    verdict_id: Mapped[int] = mapped_column(
+        ForeignKey("verdicts.id", ondelete="CASCADE"), index=True
+    )
+    """Indexed: the console counts a boundary's violations from its handoffs' verdicts."""
     rule_id: Mapped[str] = mapped_column(String(120))
     severity: Mapped[str] = mapped_column(String(10))
     message: Mapped[str] = mapped_column(Text)
@@ -447,3 +450,76 @@ class SlackUser(Base):
     email: Mapped[str] = mapped_column(String(200))
     user_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     looked_up_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AlarmRow(Base):
+    """One partial-optimisation alarm (see :mod:`tasuki.alarms`): in ``period`` the subject's
+    own KPI improved over ``previous_period`` by at least ``own_threshold`` while the neighbour
+    KPI it feeds fell by at least ``neighbour_threshold``. Thresholds are relative changes
+    (0.1 = 10 %). Labels and kinds of both KPIs are kept as they were when raised.
+
+    Keyed by (system, pair, subject, period), so evaluating a period twice keeps one row; the
+    figures are stored so the alarm explains itself without recomputing."""
+
+    __tablename__ = "alarms"
+    __table_args__ = (
+        UniqueConstraint("system", "pair_id", "subject_kind", "subject_id", "period"),
+        Index("ix_alarms_period", "period", "subject_kind"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    system: Mapped[str] = mapped_column(String(20))
+    pair_id: Mapped[str] = mapped_column(String(80))
+    pair_label: Mapped[str] = mapped_column(String(200), default="")
+    department: Mapped[str] = mapped_column(String(4))
+    subject_kind: Mapped[str] = mapped_column(String(12))
+    subject_id: Mapped[str] = mapped_column(String(64))
+    period: Mapped[str] = mapped_column(String(16))
+    previous_period: Mapped[str] = mapped_column(String(16))
+    own_kpi_id: Mapped[str] = mapped_column(String(80))
+    own_label: Mapped[str] = mapped_column(String(200), default="")
+    own_is_ratio: Mapped[bool] = mapped_column(Boolean, default=False)
+    own_previous: Mapped[float] = mapped_column(Float)
+    own_current: Mapped[float] = mapped_column(Float)
+    own_threshold: Mapped[float] = mapped_column(Float)
+    neighbour_kpi_id: Mapped[str] = mapped_column(String(80))
+    neighbour_label: Mapped[str] = mapped_column(String(200), default="")
+    neighbour_is_ratio: Mapped[bool] = mapped_column(Boolean, default=False)
+    neighbour_previous: Mapped[float] = mapped_column(Float)
+    neighbour_current: Mapped[float] = mapped_column(Float)
+    neighbour_threshold: Mapped[float] = mapped_column(Float)
+    raised_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ConsoleUser(Base):
+    """Someone who may sign in to the Sales Ops console (see :mod:`tasuki.console.accounts`).
+
+    A local account has a ``password_hash`` (scrypt); one that signs in through the company's
+    identity provider (OpenID Connect) has none and is matched by ``email``. ``role`` is
+    ``viewer`` (reads everything) or ``ops`` (also runs operations)."""
+
+    __tablename__ = "console_users"
+    __table_args__ = (UniqueConstraint("username"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(10))
+    password_hash: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class LoginLink(Base):
+    """A one-time sign-in link (``tasuki serve --demo``): only the token's SHA-256 is kept, and
+    the link is spent by its first use or at ``expires_at``."""
+
+    __tablename__ = "console_login_links"
+    __table_args__ = (UniqueConstraint("token_sha256"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int] = mapped_column(ForeignKey("console_users.id", ondelete="CASCADE"))
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None] = mapped_column(nullable=True)
