@@ -207,12 +207,7 @@ class GroupCommit:
                     t.taken = True
                 self._running = True
         if batch:
-            try:
-                self._run_batch(batch)
-            finally:
-                with self._turn:
-                    self._running = False
-                    self._turn.notify_all()
+            self._run_batch(batch)
         # A ticket taken by another thread's batch waits for that batch alone.
         ticket.done.wait()
         error = ticket.error
@@ -223,17 +218,29 @@ class GroupCommit:
         return ticket
 
     def _run_batch(self, batch: list[_Ticket]) -> None:
+        """Commit ``batch``, hand the store to the next batch, then queue this one's jobs (so
+        one batch's Redis round trip overlaps the next one's commit)."""
+        handed_over = False
         try:
             self._record_each(batch)
+            self._hand_over()
+            handed_over = True
             self._queue(batch)
         except BaseException as exc:  # a leader interrupted: nobody waits forever
             for t in batch:
-                if not t.done.is_set() and t.error is None:
+                if t.error is None:
                     t.error = exc
             raise
         finally:
+            if not handed_over:
+                self._hand_over()
             for t in batch:
                 t.done.set()
+
+    def _hand_over(self) -> None:
+        with self._turn:
+            self._running = False
+            self._turn.notify_all()
 
     def _record_each(self, batch: list[_Ticket]) -> None:
         try:
