@@ -36,6 +36,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from flask import Flask, Response
+
 _here = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
 ROOT = os.path.dirname(_here)
@@ -119,20 +121,20 @@ def postgres_database() -> Iterator[str]:
 # --- the baseline receiver ------------------------------------------------------------------
 
 
-def baseline_app(redis_url: str) -> object:
+def baseline_app(redis_url: str) -> Flask:
     """Read the body, verify the HMAC, parse the JSON, LPUSH it: nothing more."""
     import hashlib
     import hmac
 
     import redis
-    from flask import Flask, jsonify, request
+    from flask import jsonify, request
 
     app = Flask("baseline")
     conn = redis.Redis.from_url(redis_url)
     key = SECRET.encode()
 
     @app.post("/webhooks/local")
-    def receive() -> object:
+    def receive() -> tuple[Response, int]:
         body = request.get_data(cache=False)
         stamp = request.headers.get("X-Tasuki-Timestamp", "")
         given = request.headers.get("X-Tasuki-Signature", "").encode()
@@ -169,7 +171,11 @@ def bodies(prefix: str, n: int) -> list[bytes]:
     """``n`` request bodies of one notice each, every one a new delivery of a new record."""
     return [
         json.dumps(
-            {"notices": [{"id": f"{prefix}-{i}", "object": "Lead", "record_ids": [f"{prefix}L{i}"]}]}
+            {
+                "notices": [
+                    {"id": f"{prefix}-{i}", "object": "Lead", "record_ids": [f"{prefix}L{i}"]}
+                ]
+            }
         ).encode()
         for i in range(n)
     ]
