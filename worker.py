@@ -29,7 +29,7 @@ from rq.job import Job
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from tasuki import runtime
+from tasuki import replan, runtime
 from tasuki.judging import Judged, judge_owed, judge_with_dependents, verdict_values
 from tasuki.judging import sla_sweep as _sla_sweep
 from tasuki.mapping import Mapper
@@ -52,6 +52,7 @@ from tasuki.runtime import Runtime
 from tasuki.store.models import Delivery, utcnow
 from tasuki.sync import SyncResult, sync_ids, sync_people
 from tasuki.sync import reconcile as _reconcile
+from tasuki.writeback import plan
 from tasuki.writeback import write_back as _write_back
 
 log = logging.getLogger(__name__)
@@ -206,14 +207,20 @@ QUOTA_RETRY = timedelta(hours=1)
 """When the CRM's daily API budget is past its share, deferred writes are tried again after this."""
 
 
-def desired_values(rt: Runtime, *, urgent_only: bool = False) -> list[Any]:
+def desired_values(
+    rt: Runtime,
+    *,
+    urgent_only: bool = False,
+    verdicts_of: Sequence[tuple[str, str]] | None = None,
+) -> list[Any]:
     """Everything tasuki wants the CRM to hold: verdict and recording fields (urgent: people
     work from them today) and, unless ``urgent_only``, the KPIs of the current and the previous
-    period (user fields, KPI rows, record-level figures)."""
+    period (user fields, KPI rows, record-level figures). Verdict fields of every handed-over
+    record, or only of the records ``verdicts_of`` (:mod:`tasuki.replan`)."""
     from tasuki import kpis
 
     with rt.store.session() as session:
-        desired = verdict_values(rt, session)
+        desired = verdict_values(rt, session, verdicts_of)
     desired.extend(recordings.desired(rt))
     if not urgent_only:
         desired.extend(kpis.desired_values(rt.store, rt.settings, now=utcnow()))
@@ -258,17 +265,27 @@ def write_back(dry_run: bool = False) -> dict[str, int]:
 
 
 def _write_back_pass(rt: Runtime, dry_run: bool) -> dict[str, int]:
+    digest = replan.settings_digest(rt.settings.config)
     with rt.store.session() as session:
         debts = owed(session, Owed.WRITE_BACK)
+        marks = replan.pending(session, rt.system, digest)
+        if marks is None:  # a full plan; what is marked now is covered by it
+            marks = replan.all_marks(session, rt.system)
+            full = True
+        else:
+            full = False
     tight = _quota_tight(rt)
+    marked = [(m.object, m.record_id) for m in marks]
     report = _write_back(
         rt.store,
         rt.connector,
         rt.settings.config,
-        desired_values(rt, urgent_only=tight),
+        desired_values(rt, urgent_only=tight, verdicts_of=None if full else marked),
         dry_run=dry_run,
     )
     if not dry_run:
+        refused = [(r.object, r.record_id) for r in report.rejected]
+        _clear_marks(rt, marks, full, digest, refused)
         later = None
         if tight:
             log.warning("CRM API budget past its share: KPI fields deferred by %s", QUOTA_RETRY)
@@ -288,6 +305,26 @@ def _write_back_pass(rt: Runtime, dry_run: bool) -> dict[str, int]:
         "deferred": int(tight),
         "write_run": report.run_id or 0,
     }
+
+
+def _clear_marks(
+    rt: Runtime,
+    marks: list[replan.Mark],
+    full: bool,
+    digest: str,
+    refused: list[tuple[str, str]],
+) -> None:
+    """After a pass: clear the marks of records whose verdict fields now need nothing (one the
+    CRM refused is marked again, so the next pass tries it again as a full plan would); after a
+    full plan, note its settings digest."""
+    config = rt.settings.config
+    with rt.store.session() as session:
+        marked = [(m.object, m.record_id) for m in marks]
+        left = plan(session, rt.system, Mapper(config), verdict_values(rt, session, marked))
+        replan.clear(session, marks, [(c.object, c.record_id) for c in left])
+        replan.mark(session, rt.system, refused)
+        if full:
+            replan.planned_fully(session, rt.system, digest)
 
 
 @recorded()

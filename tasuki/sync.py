@@ -19,6 +19,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from connectors.base import RawRecord
+from tasuki import replan
 from tasuki.mapping import Mapper, crm_holds
 from tasuki.owed import Owed, owe, owed, settle
 from tasuki.queue import current_job_id
@@ -135,6 +136,8 @@ def apply_records(
         ["system", "object", "record_id"],
         ["fields", "modstamp", "deleted", "synced_at"],
     )
+    # What the CRM holds no longer matches what tasuki wrote: the next write-back plans it.
+    replan.mark(session, system, [(logical, rid) for rid, _ in stale_ledger])
     for rid, phys in stale_ledger:
         session.execute(
             delete(LedgerEntry).where(
