@@ -39,6 +39,9 @@ UNREADABLE = (ValueError, TypeError, OverflowError)
 
 PASSED = Verdict(Outcome.PASSED, 100, ())
 
+_UNSET = object()
+"""An instant not read yet in this call."""
+
 
 def _one_of(value: Any, values: tuple[Any, ...], optional: bool) -> bool:
     """True when ``one_of`` is broken (as :meth:`OneOf.evaluate` decides)."""
@@ -61,9 +64,12 @@ class Source:
             "_char_len": char_length,
             "_one_of": _one_of,
             "_ts": to_timestamp,
+            "_UNSET": _UNSET,
         }
         self.objects: dict[str, str] = {}
         """Local holding each object's record, by logical object."""
+        self.instants: dict[tuple[str, str, str], str] = {}
+        """Local holding each instant field once read, by (object, field, record local)."""
         self.known: str | None = None
         """The handed-over record's object, where the rule set being written fixes it."""
         self._count = 0
@@ -97,10 +103,16 @@ class Source:
 
     def instant(self, ref: InstantRef) -> str:
         """An expression for ``ref`` as epoch seconds (None when empty; ValueError when
-        unreadable), as :meth:`InstantRef.ts` reads it."""
-        if ref.field is not None:
-            return f"_ts({self.value(ref.field)}, calendar)"
-        return "now" if ref.name == NOW else "handed"
+        unreadable), as :meth:`InstantRef.ts` reads it. A field is read once per handoff
+        (several time checks often name the same one); one it cannot read raises each time."""
+        if ref.field is None:
+            return "now" if ref.name == NOW else "handed"
+        key = (ref.field.object, ref.field.field, self.record(ref.field.object))
+        local = self.instants.get(key)
+        if local is None:
+            local = self.instants[key] = self.name("i")
+        read = f"_ts({self.value(ref.field)}, calendar)"
+        return f"({local} if {local} is not _UNSET else ({local} := {read}))"
 
     def empty(self, v: str) -> str:
         """An expression true when the local ``v`` is empty (:func:`rules.values.is_empty`)."""
@@ -154,7 +166,23 @@ def _pattern(check: Check, code: Source) -> str:
 def _one_of_source(check: Check, code: Source) -> str:
     assert isinstance(check, OneOf)
     values = code.bind(check.values, "values")
-    return f"_one_of({code.value(check.field)}, {values}, {check.optional_!r})"
+    slow = f"_one_of({{v}}, {values}, {check.optional_!r})"
+    v = code.name("v")
+    kinds = {type(x) for x in check.values}
+    if kinds == {str}:
+        # A text among texts: same_value is plain equality; a blank one is empty.
+        texts = code.bind(frozenset(check.values), "texts")
+        blank = not check.optional_
+        fast = f"(({v} not in {texts}) if {v} and not {v}.isspace() else {blank!r})"
+        cls = "str"
+    elif kinds == {bool}:
+        fast = f"({v} not in {values})"  # a boolean matches only the same boolean
+        cls = "bool"
+    else:
+        return slow.format(v=code.value(check.field))
+    return (
+        f"({fast} if ({v} := {code.value(check.field)}).__class__ is {cls} else {slow.format(v=v)})"
+    )
 
 
 def _related(check: Check, code: Source) -> str:
@@ -309,6 +337,7 @@ def compile_boundary(rule_sets: Sequence[RuleSet], name: str = "judge") -> Judge
             f"    {local} = record if obj == {o!r} else related.get({o!r})"
             for o, local in code.objects.items()
         ),
+        *(f"    {local} = _UNSET" for local in code.instants.values()),
         "    total = 0.0",
         "    lost = 0.0",
         "    violations = []",
