@@ -30,7 +30,7 @@ from rq.queue import Queue
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from tasuki import runtime
+from tasuki import replan, runtime
 from tasuki.errors import TasukiError
 from tasuki.facts import keep_history_before
 from tasuki.judging import Judged, judge_owed, judge_with_dependents, verdict_values
@@ -55,6 +55,7 @@ from tasuki.runtime import Runtime
 from tasuki.store.models import Delivery, SyncCursor, utcnow
 from tasuki.sync import SyncResult, sync_ids, sync_people
 from tasuki.sync import reconcile as _reconcile
+from tasuki.writeback import plan
 from tasuki.writeback import write_back as _write_back
 
 log = logging.getLogger(__name__)
@@ -244,16 +245,21 @@ QUOTA_RETRY = timedelta(hours=1)
 
 
 def desired_values(
-    rt: Runtime, *, urgent_only: bool = False, write_history: bool = False
+    rt: Runtime,
+    *,
+    urgent_only: bool = False,
+    write_history: bool = False,
+    verdicts_of: Sequence[tuple[str, str]] | None = None,
 ) -> list[Any]:
     """Everything tasuki wants the CRM to hold: verdict and recording fields (urgent: people
     work from them today) and, unless ``urgent_only``, the KPIs of the current and the previous
-    period (user fields, KPI rows, record-level figures). Historical verdicts only with
-    ``write_history`` (:func:`tasuki.judging.verdict_values`)."""
+    period (user fields, KPI rows, record-level figures). Verdict fields of every handed-over
+    record, or only of the records ``verdicts_of`` (:mod:`tasuki.replan`); historical verdicts
+    only with ``write_history`` (:func:`tasuki.judging.verdict_values`)."""
     from tasuki import kpis
 
     with rt.store.session() as session:
-        desired = verdict_values(rt, session, write_history=write_history)
+        desired = verdict_values(rt, session, verdicts_of, write_history=write_history)
     desired.extend(recordings.desired(rt))
     if not urgent_only:
         desired.extend(kpis.desired_values(rt.store, rt.settings, now=utcnow()))
@@ -299,17 +305,32 @@ def write_back(dry_run: bool = False, write_history: bool = False) -> dict[str, 
 
 
 def _write_back_pass(rt: Runtime, dry_run: bool, write_history: bool = False) -> dict[str, int]:
+    digest = replan.settings_digest(rt.settings.config)
     with rt.store.session() as session:
         debts = owed(session, Owed.WRITE_BACK)
+        marks = replan.pending(session, rt.system, digest)
+        if marks is None or write_history:  # a full plan; what is marked now is covered by it
+            marks = replan.all_marks(session, rt.system)
+            full = True
+        else:
+            full = False
     tight = _quota_tight(rt)
+    marked = [(m.object, m.record_id) for m in marks]
     report = _write_back(
         rt.store,
         rt.connector,
         rt.settings.config,
-        desired_values(rt, urgent_only=tight, write_history=write_history),
+        desired_values(
+            rt,
+            urgent_only=tight,
+            write_history=write_history,
+            verdicts_of=None if full else marked,
+        ),
         dry_run=dry_run,
     )
     if not dry_run:
+        refused = [(r.object, r.record_id) for r in report.rejected]
+        _clear_marks(rt, marks, full, digest, refused)
         later = None
         if tight:
             log.warning("CRM API budget past its share: KPI fields deferred by %s", QUOTA_RETRY)
@@ -329,6 +350,26 @@ def _write_back_pass(rt: Runtime, dry_run: bool, write_history: bool = False) ->
         "deferred": int(tight),
         "write_run": report.run_id or 0,
     }
+
+
+def _clear_marks(
+    rt: Runtime,
+    marks: list[replan.Mark],
+    full: bool,
+    digest: str,
+    refused: list[tuple[str, str]],
+) -> None:
+    """After a pass: clear the marks of records whose verdict fields now need nothing (one the
+    CRM refused is marked again, so the next pass tries it again as a full plan would); after a
+    full plan, note its settings digest."""
+    config = rt.settings.config
+    with rt.store.session() as session:
+        marked = [(m.object, m.record_id) for m in marks]
+        left = plan(session, rt.system, Mapper(config), verdict_values(rt, session, marked))
+        replan.clear(session, marks, [(c.object, c.record_id) for c in left])
+        replan.mark(session, rt.system, refused)
+        if full:
+            replan.planned_fully(session, rt.system, digest)
 
 
 @recorded()

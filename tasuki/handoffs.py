@@ -21,12 +21,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tasuki.verdicts import HandoffContext
 from tasuki.membership import Memberships
 from tasuki.recordings.store import artifacts_by_record
 from tasuki.settings import BoundaryConfig, Config
 from tasuki.store.models import Handoff, Person, Record, Transition
 from tasuki.store.upsert import insert_ignore
+from tasuki.verdicts import HandoffContext
 
 
 def departments(session: Session, system: str) -> dict[str, str | None]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from tasuki import replan
 from tasuki.facts import history_before
 from tasuki.handoffs import contexts_for, detect, unknown_owners
 from tasuki.mapping import Mapper
@@ -48,6 +49,7 @@ def judge_handoffs(
     calendar = rt.calendar
     changed = 0
     contexts = contexts_for(session, rt.settings.config, handoffs, now)
+    rejudged: list[tuple[str, str]] = []
     for h, context in zip(handoffs, contexts, strict=True):
         fresh = rulebook.evaluate(context, calendar)
         if _same(h.verdict, fresh):
@@ -56,6 +58,7 @@ def judge_handoffs(
                 h.verdict.fingerprint = fingerprint  # same verdict, judged by this rule set
             continue
         changed += 1
+        rejudged.append((h.object, h.record_id))
         if h.verdict is not None:
             session.delete(h.verdict)
             session.flush()
@@ -73,6 +76,8 @@ def judge_handoffs(
                 ],
             )
         )
+    # The record's verdict fields may have to be written: the next write-back plans it.
+    replan.mark(session, rt.system, rejudged)
     return changed
 
 
@@ -129,21 +134,22 @@ def written_before(rt: Runtime, session: Session, objects: set[str]) -> set[tupl
 
 
 def verdict_values(
-    rt: Runtime, session: Session, *, write_history: bool = False
+    rt: Runtime,
+    session: Session,
+    records: Sequence[tuple[str, str]] | None = None,
+    *,
+    write_history: bool = False,
 ) -> list[DesiredValue]:
     """The verdict fields each handed-over record should carry: those of its latest handoff.
+    Every handed-over record's, or only those of ``records`` ((logical object, id) pairs): the
+    same values for them, read through their handoffs alone.
 
     A record whose latest handoff is history (before :func:`tasuki.facts.history_before`,
     set by the first back-fill) is left alone unless ``write_history`` or tasuki has written its
     verdict before (then it is kept current, so the CRM never holds a stale verdict of ours)."""
     fields = rt.settings.config.writeback.verdict
     latest: dict[tuple[str, str], Handoff] = {}
-    for h in session.scalars(
-        select(Handoff)
-        .where(Handoff.system == rt.system)
-        .order_by(Handoff.handed_at, Handoff.id)
-        .options(selectinload(Handoff.verdict).selectinload(Verdict.violations))
-    ):
+    for h in _handoffs(rt, session, records):
         if h.verdict is not None:
             latest[(h.object, h.record_id)] = h
     horizon = None if write_history else history_before(session)
@@ -167,6 +173,35 @@ def verdict_values(
             if name in known:
                 out.append(DesiredValue(obj, rid, name, value))
     return out
+
+
+_RECORDS_PER_QUERY = 500
+"""Record ids per handoff look-up when planning some records (IN lists of any database)."""
+
+
+def _handoffs(
+    rt: Runtime, session: Session, records: Sequence[tuple[str, str]] | None
+) -> Iterator[Handoff]:
+    """Handoffs with their verdicts, oldest first per record (so the last one seen is the
+    latest): all of them, or those of ``records`` (through ``ix_handoffs_record``)."""
+    query = (
+        select(Handoff)
+        .where(Handoff.system == rt.system)
+        .order_by(Handoff.handed_at, Handoff.id)
+        .options(selectinload(Handoff.verdict).selectinload(Verdict.violations))
+    )
+    if records is None:
+        yield from session.scalars(query)
+        return
+    by_object: dict[str, list[str]] = {}
+    for obj, rid in sorted(set(records)):
+        by_object.setdefault(obj, []).append(rid)
+    for obj, ids in by_object.items():
+        for start in range(0, len(ids), _RECORDS_PER_QUERY):
+            chunk = ids[start : start + _RECORDS_PER_QUERY]
+            yield from session.scalars(
+                query.where(Handoff.object == obj, Handoff.record_id.in_(chunk))
+            )
 
 
 def dependents(

@@ -105,6 +105,66 @@ def owe(
     return len(rows)
 
 
+@dataclass(frozen=True)
+class Owing:
+    """One piece of work to record as owed (:func:`owe_all`), of any kind, with its own job."""
+
+    kind: Owed
+    object: str
+    record_id: str
+    job_id: str | None = None
+    payload: dict[str, Any] | None = None
+
+
+def owe_all(session: Session, owings: Iterable[Owing]) -> int:
+    """Record every ``owings`` in one statement, in the caller's transaction: what several
+    :func:`owe` calls in a row would record (the same work twice is owed again, the later
+    job and payload kept). Returns the rows written."""
+    now = utcnow()
+    last: dict[tuple[str, str, str], Owing] = {}
+    for o in owings:
+        key = (o.kind.value, o.object, o.record_id)
+        last.pop(key, None)  # the later one wins, in the order it came
+        last[key] = o
+    rows = [
+        {
+            "kind": o.kind.value,
+            "object": o.object,
+            "record_id": o.record_id,
+            "version": 1,
+            "owed_at": now,
+            "job_id": o.job_id,
+            "payload": o.payload,
+        }
+        for o in last.values()
+    ]
+    if not rows:
+        return 0
+    session.connection().execute(_owe_statement(session), rows)
+    return len(rows)
+
+
+_OWE: dict[str, Any] = {}
+"""The upsert of owed rows per dialect, built once (building it costs more than running it)."""
+
+
+def _owe_statement(session: Session) -> Any:
+    dialect = session.get_bind().dialect.name
+    stmt = _OWE.get(dialect)
+    if stmt is None:
+        stmt = dialect_insert(session, OwedWork)
+        stmt = _OWE[dialect] = stmt.on_conflict_do_update(
+            index_elements=["kind", "object", "record_id"],
+            set_={
+                "version": OwedWork.version + 1,
+                "owed_at": stmt.excluded.owed_at,
+                "job_id": stmt.excluded.job_id,
+                "payload": stmt.excluded.payload,
+            },
+        )
+    return stmt
+
+
 def _debt(row: OwedWork) -> Debt:
     return Debt(
         row.id,

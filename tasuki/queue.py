@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 import redis
@@ -17,6 +19,7 @@ from rq import Queue, Retry, get_current_job
 from rq.exceptions import DuplicateJobError
 from rq.executions import Execution, ExecutionRegistry
 from rq.job import Job, JobStatus
+from rq.utils import now
 
 from tasuki.errors import QueueUnavailable
 from tasuki.settings import Settings
@@ -126,6 +129,125 @@ def enqueue_once(queue: Queue, job_id: str, func: str, **kwargs: Any) -> Job | N
         raise QueueUnavailable(f"queue unreachable: {type(exc).__name__}: {exc}") from exc
 
 
+@dataclass(frozen=True)
+class JobSpec:
+    """A job to queue with :func:`enqueue_many`: the id it is known by and what it runs."""
+
+    job_id: str
+    """Its id (rq's characters are enforced by :func:`rq_job_id`)."""
+    func: str | Callable[..., Any]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+_ENQUEUE_MANY = """
+-- KEYS[1] the queue's list, KEYS[2] rq's set of queues; ARGV[1] the queue's key, ARGV[2] the
+-- job key prefix, then per job: id, fresh suffix, its hash fields and values joined by NUL
+-- (all but "data"), its "data". Per job, the same choice as enqueue_once: the first of <id>,
+-- <id>-next that does not exist is written and pushed; one that exists and still waits takes
+-- the work (merged: ""); when both exist and neither waits, <id>-<suffix> goes in. Returns the
+-- id queued per job, or "".
+local waiting = {queued = true, scheduled = true, deferred = true}
+local function split(blob)
+    local out, start = {}, 1
+    while true do
+        local stop = string.find(blob, "\0", start, true)
+        if not stop then
+            out[#out + 1] = string.sub(blob, start)
+            return out
+        end
+        out[#out + 1] = string.sub(blob, start, stop - 1)
+        start = stop + 1
+    end
+end
+redis.call("SADD", KEYS[2], ARGV[1])
+local out = {}
+for i = 3, #ARGV, 4 do
+    local base, suffix = ARGV[i], ARGV[i + 1]
+    local chosen = nil
+    for _, candidate in ipairs({base, base .. "-next"}) do
+        local key = ARGV[2] .. candidate
+        if redis.call("EXISTS", key) == 0 then
+            chosen = candidate
+            break
+        end
+        if waiting[redis.call("HGET", key, "status") or ""] then
+            chosen = ""
+            break
+        end
+    end
+    if chosen == nil then
+        chosen = base .. "-" .. suffix
+    end
+    if chosen ~= "" then
+        local key = ARGV[2] .. chosen
+        redis.call("HSET", key, "data", ARGV[i + 3], unpack(split(ARGV[i + 2])))
+        redis.call("RPUSH", KEYS[1], chosen)
+    end
+    out[#out + 1] = chosen
+end
+return out
+"""
+
+_scripts: dict[int, Any] = {}
+
+
+def enqueue_many(queue: Queue, specs: Sequence[JobSpec]) -> list[str | None]:
+    """Queue every job of ``specs`` in one Redis round trip (one atomic script), each exactly as
+    :func:`enqueue_once` would: the id actually queued per spec, or ``None`` when its work was
+    merged into an identical job still waiting (or into a spec earlier in the same call).
+
+    The job hashes are rq's own (``Queue.create_job`` and ``Job.to_dict``), so any rq worker
+    runs them. Raises :class:`QueueUnavailable` when Redis does not answer.
+    """
+    if not specs:
+        return []
+    args: list[Any] = [queue.key, queue.job_class.redis_job_namespace_prefix]
+    try:
+        version = queue.get_redis_server_version()
+        for spec in specs:
+            func: Any = spec.func
+            job = queue.create_job(
+                func,
+                kwargs=spec.kwargs,
+                job_id=rq_job_id(spec.job_id),
+                result_ttl=0,
+                failure_ttl=7 * 24 * 3600,
+                retry=SYNC_RETRY,
+                description=describe(_func_name(spec.func), spec.kwargs),
+            )
+            job.redis_server_version = version
+            job.origin = queue.name
+            job.enqueued_at = now()
+            job.timeout = job.timeout if job.timeout is not None else queue._default_timeout
+            job._status = JobStatus.QUEUED
+            fields = job.to_dict()
+            data = fields.pop("data")
+            # One argument for the fields: each argument costs redis-py more than Redis.
+            blob = "\0".join(
+                f"{k}\0{v.value if isinstance(v, Enum) else v}"
+                for k, v in fields.items()
+                if v is not None and v != ""
+            )
+            if blob.count("\0") % 2 == 0:  # a NUL inside a value (never: ids refuse NUL)
+                raise ValueError(f"job {job.id}: a field holds a NUL character")
+            args += [job.id, uuid.uuid4().hex[:8], blob, data]
+        script = _scripts.get(id(queue.connection))
+        if script is None:
+            script = _scripts[id(queue.connection)] = queue.connection.register_script(
+                _ENQUEUE_MANY
+            )
+        chosen = script(keys=[queue.key, Queue.redis_queues_keys], args=args)
+    except redis.RedisError as exc:
+        raise QueueUnavailable(f"queue unreachable: {type(exc).__name__}: {exc}") from exc
+    return [(c.decode() if isinstance(c, bytes) else str(c)) or None for c in chosen]
+
+
+def _func_name(func: str | Callable[..., Any]) -> str:
+    if isinstance(func, str):
+        return func
+    return f"{func.__module__}.{func.__qualname__}"
+
+
 def describe(func: str, kwargs: dict[str, Any]) -> str:
     """A job's description, as RQ logs it and ``rq info`` shows it: the function and its small
     arguments; a payload (a provider's whole delivery) is left out and an id list counted."""
@@ -144,6 +266,13 @@ def sync_job_id(object: str, ids: Sequence[str]) -> str:
     """The id of the job syncing ``ids`` of CRM object ``object`` (the same ids, the same job)."""
     key = hashlib.sha1("\0".join(sorted(set(ids))).encode()).hexdigest()[:16]
     return rq_job_id(f"sync:{object}:{key}")
+
+
+def sync_job(object: str, ids: Sequence[str]) -> JobSpec:
+    """The job syncing ``ids`` of the CRM object ``object`` (for :func:`enqueue_many`)."""
+    return JobSpec(
+        sync_job_id(object, ids), "worker.sync_records", {"object": object, "ids": sorted(set(ids))}
+    )
 
 
 def enqueue_sync(queue: Queue, object: str, ids: Sequence[str]) -> Job | None:

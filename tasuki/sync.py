@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from tasuki import membership, replan
 from tasuki.crm import RawRecord
-from tasuki import membership
 from tasuki.mapping import Mapper, crm_holds
 from tasuki.owed import Owed, owe, owed, settle
 from tasuki.queue import current_job_id
@@ -136,6 +136,8 @@ def apply_records(
         ["system", "object", "record_id"],
         ["fields", "modstamp", "deleted", "synced_at"],
     )
+    # What the CRM holds no longer matches what tasuki wrote: the next write-back plans it.
+    replan.mark(session, system, [(logical, rid) for rid, _ in stale_ledger])
     for rid, phys in stale_ledger:
         session.execute(
             delete(LedgerEntry).where(

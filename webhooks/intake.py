@@ -25,7 +25,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,8 +40,8 @@ from sqlalchemy.orm import Session
 
 from tasuki import logs
 from tasuki.errors import QueueUnavailable, StoreUnavailable, TasukiError
-from tasuki.owed import Owed, owe
-from tasuki.queue import enqueue_once, enqueue_sync, recording_key, sync_job_id
+from tasuki.owed import Owed, Owing, owe_all
+from tasuki.queue import JobSpec, enqueue_many, recording_key, sync_job
 from tasuki.store.db import Store
 from tasuki.store.models import Delivery
 from tasuki.store.upsert import dialect_insert
@@ -57,8 +58,18 @@ EnqueueNew = Callable[[list[str]], object]
 """Queues the work of the given new delivery ids; raises :class:`QueueUnavailable` (or a
 ``redis.RedisError``) when it cannot. Its return value is ignored."""
 
-OweNew = Callable[[Session, list[str]], object]
-"""Records, in the intake's transaction, the work the given new delivery ids owe."""
+OweNew = Callable[[list[str]], Iterable[Owing]]
+"""The work the given new delivery ids owe, recorded in the intake's transaction."""
+
+RecordsNew = Callable[[list[str]], Iterable[tuple[str, str]]]
+"""The (CRM object, record id) pairs the given new delivery ids say changed: each is synced."""
+
+SYNC_JOB_IDS = 200
+"""Most record ids one sync job takes when a batch's notices are merged (one request's records
+of one object always stay in one job)."""
+
+JobsNew = Callable[[list[str]], Sequence[JobSpec]]
+"""The jobs that do the work of the given new delivery ids, queued once the ids are committed."""
 
 
 def sign_hmac_sha256_hex(secret: str, body: bytes) -> str:
@@ -86,15 +97,22 @@ def unavailable(exc: TasukiError | str) -> tuple[Response, int, dict[str, str]]:
     return jsonify(error=str(exc)), 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
-def _insert_new(session: Session, provider: str, ids: Sequence[str]) -> set[str]:
-    """Insert the delivery ids not yet recorded; returns those that went in."""
-    stmt = (
-        dialect_insert(session, Delivery)
-        .on_conflict_do_nothing(index_elements=["provider", "delivery_id"])
-        .returning(Delivery.delivery_id)
-    )
-    rows = [{"provider": provider, "delivery_id": i} for i in ids]
-    return set(session.connection().execute(stmt, rows).scalars())
+_INSERT_NEW: dict[str, Any] = {}
+"""The delivery-id insert per dialect, built once: building it costs more than running it."""
+
+
+def _insert_new(session: Session, rows: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Insert the (provider, delivery id) pairs not yet recorded; returns those that went in."""
+    dialect = session.get_bind().dialect.name
+    stmt = _INSERT_NEW.get(dialect)
+    if stmt is None:
+        stmt = _INSERT_NEW[dialect] = (
+            dialect_insert(session, Delivery)
+            .on_conflict_do_nothing(index_elements=["provider", "delivery_id"])
+            .returning(Delivery.provider, Delivery.delivery_id)
+        )
+    values = [{"provider": p, "delivery_id": i} for p, i in rows]
+    return {(p, i) for p, i in session.connection().execute(stmt, values)}
 
 
 @dataclass(frozen=True)
@@ -130,46 +148,272 @@ class Taken:
     """Ids of the jobs queued (a sync merged into a waiting job adds none)."""
 
 
+@dataclass(eq=False)
+class _Ticket:
+    """One request's part of a group commit, filled in by the thread that runs the batch."""
+
+    provider: str
+    ids: list[str]
+    owes: OweNew | None = None
+    jobs: JobsNew | None = None
+    records: RecordsNew | None = None
+    taken: bool = False
+    new: list[str] = field(default_factory=list)
+    syncs: dict[str, set[str]] = field(default_factory=dict)
+    """The records of its new deliveries to sync, by CRM object."""
+    sync_jobs: list[JobSpec] = field(default_factory=list)
+    """The syncs of the transaction it was committed in (shared by its tickets)."""
+    queued: list[str | None] = field(default_factory=list)
+    error: BaseException | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class GroupCommit:
+    """Runs the intake of concurrent requests as one: one store transaction, one Redis call.
+
+    Each request thread hands in a ticket. The first thread in takes every ticket waiting and
+    runs them together: it inserts all their delivery ids in one statement (an id repeated
+    across the batch counts for the first request that named it, as if they had come one after
+    the other), records the work all the new ones owe in one more, commits, and only then queues
+    every job in one atomic script (:func:`tasuki.queue.enqueue_many`). The records the batch's
+    notices name are synced by one job per CRM object (of at most :data:`SYNC_JOB_IDS` ids), as
+    if the notices had come in one request: the sync of a record fetches its current state, so
+    one fetch serves every notice about it. Threads arriving
+    meanwhile wait, and the next of them takes whatever gathered. So under load a commit (an
+    fsync) and a Redis round trip serve many requests, and SQLite's write lock is taken once per
+    batch instead of being fought over by every server thread.
+
+    A batch that fails for a reason other than the store being down is run again one ticket at
+    a time, so one request's fault is never another's.
+    """
+
+    def __init__(self, store: Store, queue: Queue) -> None:
+        self.store = store
+        self.queue = queue
+        self._pending: list[_Ticket] = []
+        self._running = False
+        self._turn = threading.Condition()
+
+    def run(self, ticket: _Ticket) -> _Ticket:
+        """Record ``ticket`` (alone or with others) and return it filled in; raises its error."""
+        with self._turn:
+            self._pending.append(ticket)
+            while self._running and not ticket.taken:
+                self._turn.wait()
+            batch: list[_Ticket] = []
+            if not ticket.taken:  # nobody runs a batch: this thread runs the waiting tickets
+                batch, self._pending = self._pending, []
+                for t in batch:
+                    t.taken = True
+                self._running = True
+        if batch:
+            self._run_batch(batch)
+        # A ticket taken by another thread's batch waits for that batch alone.
+        ticket.done.wait()
+        error = ticket.error
+        if isinstance(error, QueueUnavailable | StoreUnavailable):  # each thread its own copy
+            raise type(error)(str(error)) from error.__cause__ or error
+        if error is not None:
+            raise error
+        return ticket
+
+    def _run_batch(self, batch: list[_Ticket]) -> None:
+        """Commit ``batch``, hand the store to the next batch, then queue this one's jobs (so
+        one batch's Redis round trip overlaps the next one's commit)."""
+        handed_over = False
+        try:
+            self._record_each(batch)
+            self._hand_over()
+            handed_over = True
+            self._queue(batch)
+        except BaseException as exc:  # a leader interrupted: nobody waits forever
+            for t in batch:
+                if t.error is None:
+                    t.error = exc
+            raise
+        finally:
+            if not handed_over:
+                self._hand_over()
+            for t in batch:
+                t.done.set()
+
+    def _hand_over(self) -> None:
+        with self._turn:
+            self._running = False
+            self._turn.notify_all()
+
+    def _record_each(self, batch: list[_Ticket]) -> None:
+        try:
+            self._record(batch)
+            return
+        except _STORE_DOWN as exc:
+            reason = type(getattr(exc, "orig", None) or exc).__name__
+            failure = StoreUnavailable(f"store unreachable: {reason}: {exc}")
+            failure.__cause__ = exc
+            for t in batch:
+                t.error = failure
+            return
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].error = exc
+                return
+        for t in batch:  # some request's own fault: each alone, so it fails alone
+            self._record_each([t])
+
+    def _record(self, batch: list[_Ticket]) -> None:
+        """Insert the batch's ids and the work the new ones owe, in one transaction."""
+        claims: dict[tuple[str, str], _Ticket] = {}
+        for t in batch:
+            for i in t.ids:
+                claims.setdefault((t.provider, i), t)
+        with self.store.session() as session:
+            inserted = _insert_new(session, list(claims))
+            owings: list[Owing] = []
+            for t in batch:
+                t.new = [
+                    i for i in t.ids if claims[(t.provider, i)] is t and (t.provider, i) in inserted
+                ]
+                t.syncs = {}
+                if t.new and t.records is not None:
+                    for obj, rid in t.records(t.new):
+                        t.syncs.setdefault(obj, set()).add(rid)
+                if t.new and t.owes is not None:
+                    owings.extend(t.owes(t.new))
+            sync_jobs = self._sync_jobs(batch)
+            for t in batch:
+                t.sync_jobs = sync_jobs if t.syncs else []
+            owings.extend(
+                Owing(Owed.SYNC, spec.kwargs["object"], rid, job_id=spec.job_id)
+                for spec in sync_jobs
+                for rid in spec.kwargs["ids"]
+            )
+            if owings:
+                owe_all(session, owings)
+
+    @staticmethod
+    def _sync_jobs(batch: list[_Ticket]) -> list[JobSpec]:
+        """One sync per CRM object for the records of every ticket in ``batch``; a ticket's
+        records of one object stay in one job, and a job takes more tickets up to
+        :data:`SYNC_JOB_IDS` ids."""
+        chunks: dict[str, list[set[str]]] = {}
+        for t in batch:
+            for obj, ids in sorted(t.syncs.items()):
+                mine = chunks.setdefault(obj, [set()])
+                if mine[-1] and len(mine[-1] | ids) > SYNC_JOB_IDS:
+                    mine.append(set())
+                mine[-1] |= ids
+        return [sync_job(obj, sorted(ids)) for obj, sets in sorted(chunks.items()) for ids in sets]
+
+    def _queue(self, batch: list[_Ticket]) -> None:
+        """Queue the jobs of every ticket whose ids went in; on failure forget their ids."""
+        specs: list[tuple[_Ticket, list[JobSpec]]] = []
+        for t in batch:
+            if t.error is None and t.new and t.jobs is not None:
+                try:
+                    specs.append((t, list(t.jobs(t.new))))
+                except Exception as exc:
+                    self._fail([t], exc)
+        syncing = [t for t in batch if t.error is None and t.sync_jobs]
+        # One list per transaction: the whole batch's, or each ticket's after a fallback.
+        groups = {id(t.sync_jobs): t.sync_jobs for t in syncing}
+        syncs = [spec for jobs in groups.values() for spec in jobs]
+        if not specs and not syncs:
+            return
+        try:
+            queued = enqueue_many(self.queue, syncs + [s for _, jobs in specs for s in jobs])
+        except Exception as exc:
+            self._fail([t for t, _ in specs] + [t for t in syncing if t.jobs is None], exc)
+            return
+        for t in syncing:
+            t.queued = [
+                q
+                for spec, q in zip(syncs, queued, strict=False)
+                if not t.syncs.get(spec.kwargs["object"], set()).isdisjoint(spec.kwargs["ids"])
+            ]
+        at = len(syncs)
+        for t, jobs in specs:
+            t.queued += queued[at : at + len(jobs)]
+            at += len(jobs)
+
+    def _fail(self, tickets: list[_Ticket], exc: BaseException) -> None:
+        forget(self.store, [(t.provider, i) for t in tickets for i in t.new])
+        for t in tickets:
+            t.error = exc
+
+
+def forget(store: Store, ids: Sequence[tuple[str, str]]) -> None:
+    """Delete (provider, delivery id) pairs whose work could not be queued, so the provider's
+    retry is new. If even this fails the ids stay recorded, and their owed work is recovered
+    anyway."""
+    if not ids:
+        return
+    try:
+        with store.session() as session:
+            by_provider: dict[str, list[str]] = {}
+            for p, i in ids:
+                by_provider.setdefault(p, []).append(i)
+            for provider, delivery_ids in by_provider.items():
+                session.execute(
+                    delete(Delivery).where(
+                        Delivery.provider == provider, Delivery.delivery_id.in_(delivery_ids)
+                    )
+                )
+    except sa_exc.SQLAlchemyError:
+        log.exception("could not forget %d delivery ids", len(ids))
+
+
 @dataclass(frozen=True)
 class Intake:
     """The store and queue a receiver hands its deliveries to."""
 
     store: Store
     queue: Queue
+    group: GroupCommit = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "group", GroupCommit(self.store, self.queue))
+
+    def _submit(
+        self,
+        provider: str,
+        delivery_ids: Sequence[str],
+        owes: OweNew | None = None,
+        jobs: JobsNew | None = None,
+        records: RecordsNew | None = None,
+    ) -> _Ticket:
+        unique = list(dict.fromkeys(delivery_ids))
+        if unique:
+            # Stays bound for the rest of the request: the access-log line names the delivery.
+            logs.bind(delivery_id=logs.ids_field(unique))
+        ticket = _Ticket(provider, unique, owes, jobs, records)
+        if not unique:
+            return ticket
+        try:
+            return self.group.run(ticket)
+        except redis.RedisError as exc:
+            raise QueueUnavailable(f"queue unreachable: {type(exc).__name__}: {exc}") from exc
 
     def admit(
         self,
         provider: str,
         delivery_ids: Sequence[str],
         enqueue: EnqueueNew,
-        owe: OweNew | None = None,
+        owes: OweNew | None = None,
     ) -> Admitted:
-        """Record the ids not seen before for ``provider`` and the work they owe (``owe``) in
+        """Record the ids not seen before for ``provider`` and the work they owe (``owes``) in
         one transaction, then call ``enqueue(new ids)`` (not called when none is new).
 
         Raises :class:`QueueUnavailable` (the queue refused: the ids are forgotten again, the
         owed work is kept for recovery) or :class:`StoreUnavailable` (the store is unreachable:
         nothing recorded, nothing queued).
         """
-        unique = list(dict.fromkeys(delivery_ids))
-        if not unique:
-            return Admitted([], 0)
-        # Stays bound for the rest of the request: the access-log line names the delivery.
-        logs.bind(delivery_id=logs.ids_field(unique))
-        try:
-            with self.store.session() as session:
-                inserted = _insert_new(session, provider, unique)
-                new = [i for i in unique if i in inserted]
-                if new and owe is not None:
-                    owe(session, new)
-        except _STORE_DOWN as exc:
-            reason = type(getattr(exc, "orig", None) or exc).__name__
-            raise StoreUnavailable(f"store unreachable: {reason}: {exc}") from exc
+        ticket = self._submit(provider, delivery_ids, owes)
+        new = ticket.new
         if new:
             try:
                 enqueue(new)
             except BaseException as exc:
-                self._forget(provider, new)
+                forget(self.store, [(provider, i) for i in new])
                 if isinstance(exc, redis.RedisError):
                     raise QueueUnavailable(
                         f"queue unreachable: {type(exc).__name__}: {exc}"
@@ -177,50 +421,24 @@ class Intake:
                 raise
         return Admitted(new, len(delivery_ids) - len(new))
 
-    def _forget(self, provider: str, delivery_ids: Sequence[str]) -> None:
-        """Delete delivery ids whose work could not be queued, so the provider's retry is new.
-        If even this fails the ids stay recorded, and their owed work is recovered anyway."""
-        try:
-            with self.store.session() as session:
-                session.execute(
-                    delete(Delivery).where(
-                        Delivery.provider == provider, Delivery.delivery_id.in_(delivery_ids)
-                    )
-                )
-        except sa_exc.SQLAlchemyError:
-            log.exception("could not forget %d delivery ids of %s", len(delivery_ids), provider)
-
     def take(self, provider: str, deliveries: Sequence[Work]) -> Taken:
         """Record the new deliveries and queue one sync per CRM object for their records
-        (``tasuki.queue.enqueue_sync``, which merges into an identical waiting job).
+        (merged into an identical waiting job, as ``tasuki.queue.enqueue_sync`` does).
 
         Raises :class:`QueueUnavailable` or :class:`StoreUnavailable` with nothing recorded.
         """
         first: dict[str, Work] = {}
         for d in deliveries:
             first.setdefault(d.delivery_id, d)
-        jobs: list[str] = []
 
-        def syncs(new: list[str]) -> dict[str, list[str]]:
-            by_object: dict[str, set[str]] = {}
-            for delivery_id in new:
-                for obj, rid in first[delivery_id].records:
-                    by_object.setdefault(obj, set()).add(rid)
-            return {obj: sorted(ids) for obj, ids in sorted(by_object.items())}
+        def records(new: list[str]) -> list[tuple[str, str]]:
+            return [r for delivery_id in new for r in first[delivery_id].records]
 
-        def owe_syncs(session: Session, new: list[str]) -> None:
-            for obj, ids in syncs(new).items():
-                owe(session, Owed.SYNC, [(obj, i) for i in ids], job_id=sync_job_id(obj, ids))
-
-        def enqueue(new: list[str]) -> None:
-            for obj, ids in syncs(new).items():
-                job = enqueue_sync(self.queue, obj, ids)
-                if job is not None:
-                    jobs.append(job.id)
-
-        admitted = self.admit(provider, [d.delivery_id for d in deliveries], enqueue, owe_syncs)
-        accepted = sum(1 for i in admitted.new if first[i].records)
-        return Taken(accepted, admitted.duplicates, len(admitted.new) - accepted, jobs)
+        ticket = self._submit(provider, [d.delivery_id for d in deliveries], records=records)
+        accepted = sum(1 for i in ticket.new if first[i].records)
+        jobs = [j for j in ticket.queued if j is not None]
+        duplicates = len(deliveries) - len(ticket.new)
+        return Taken(accepted, duplicates, len(ticket.new) - accepted, jobs)
 
     def accept(self, provider: str, delivery_id: str, func: str, kwargs: dict[str, Any]) -> bool:
         """Record one delivery and queue ``func(**kwargs)``; False when it was a duplicate.
@@ -229,20 +447,11 @@ class Intake:
         """
         key = recording_key(provider, delivery_id)
         job_id = f"{func.replace('.', '_')}-{provider}-{key}"
-
-        def owe_job(session: Session, _new: list[str]) -> None:
-            owe(
-                session,
-                Owed.RECORDING,
-                [(provider, key)],
-                job_id=job_id,
-                payload={"func": func, "kwargs": kwargs},
-            )
-
-        admitted = self.admit(
+        payload = {"func": func, "kwargs": kwargs}
+        ticket = self._submit(
             provider,
             [delivery_id],
-            lambda _new: enqueue_once(self.queue, job_id, func, **kwargs),
-            owe_job,
+            lambda _new: [Owing(Owed.RECORDING, provider, key, job_id=job_id, payload=payload)],
+            lambda _new: [JobSpec(job_id, func, kwargs)],
         )
-        return bool(admitted.new)
+        return bool(ticket.new)

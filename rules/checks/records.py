@@ -63,15 +63,21 @@ class ArtifactAttached(Check):
             return None
         return cls(kinds, hosts, before, after, url_field)
 
-    def evaluate(self, ctx: HandoffContext, calendar: BusinessCalendar) -> str | None:
+    def holds(self, ctx: HandoffContext, calendar: BusinessCalendar) -> bool:
+        """True when a recording is attached (what :meth:`evaluate` decides, without why)."""
         for art in ctx.artifacts:
             if art.kind in self.kinds and self._in_window(ctx, calendar, art.at):
                 if not self.hosts or url_problem(art.url, self.hosts, ("https", "http")) is None:
-                    return None
+                    return True
         if self.url_field is not None:
             value = self.url_field.get(ctx)
             if not is_empty(value) and url_problem(str(value), self.hosts, ("https",)) is None:
-                return None
+                return True
+        return False
+
+    def evaluate(self, ctx: HandoffContext, calendar: BusinessCalendar) -> str | None:
+        if self.holds(ctx, calendar):
+            return None
         what = " or ".join(self.kinds)
         fallback = f" and {self.url_field} has no recording link" if self.url_field else ""
         return f"no {what} recording attached{self._window_text()}{fallback}"

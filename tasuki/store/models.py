@@ -141,6 +141,7 @@ class Handoff(Base):
     __table_args__ = (
         UniqueConstraint("system", "boundary", "record_id", "handed_at"),
         Index("ix_handoffs_boundary_time", "boundary", "handed_at"),
+        Index("ix_handoffs_record", "system", "object", "record_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -358,6 +359,24 @@ class OwedWork(Base):
     owed_at: Mapped[datetime] = mapped_column(default=utcnow)
     job_id: Mapped[str | None] = mapped_column(String(120), nullable=True)
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class ReplanMark(Base):
+    """A record whose write-back values may have changed since a write-back pass last planned
+    them (see :mod:`tasuki.replan`), written in the same transaction as the change: a verdict
+    judged anew, a value tasuki wrote changed in the CRM. ``version`` grows with each change, so
+    a pass clears only what it planned. A row with ``object`` ``*`` keeps the digest of the
+    write-back settings the last full plan ran under."""
+
+    __tablename__ = "replan_marks"
+    __table_args__ = (UniqueConstraint("system", "object", "record_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    system: Mapped[str] = mapped_column(String(20))
+    object: Mapped[str] = mapped_column(String(80))
+    record_id: Mapped[str] = mapped_column(String(255))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    marked_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class WriteIntent(Base):
