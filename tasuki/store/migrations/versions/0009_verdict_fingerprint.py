@@ -1,7 +1,7 @@
 """verdicts: the fingerprint of the rule set that judged each one; store facts
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-01 21:00:00
 
 ``verdicts.fingerprint`` is :func:`tasuki.runtime.rules_fingerprint` of the rule set that last
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009"
-down_revision: str | None = "0007"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """alarms: partial-optimisation alarms raised per period, subject and KPI pair
 
 Revision ID: 0010
-Revises: 0007
+Revises: 0009
 Create Date: 2026-12-01 20:30:00
 
 ``alarms`` holds one row per (system, pair, subject, period) for which a department's own KPI
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010"
-down_revision: str | None = "0007"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """replan marks: incremental write-back planning; handoffs found by record
 
 Revision ID: 0012
-Revises: 0007
+Revises: 0011
 Create Date: 2026-12-01 21:00:00
 
 ``replan_marks`` holds the records whose write-back values may have changed since the last
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012"
-down_revision: str | None = "0007"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
