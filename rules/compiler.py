@@ -28,8 +28,8 @@ from rules.checks.records import ArtifactAttached, Related
 from rules.checks.times import DateOrder, DateWindow, Sla
 from rules.schema import RuleSet
 from rules.values import NOW, FieldRef, InstantRef, is_empty, same_value, to_timestamp
-from rules.verdict import HandoffContext, Outcome, Severity, Verdict
 from tasuki.calendar import BusinessCalendar
+from tasuki.verdicts import HandoffContext, Outcome, Severity, Verdict
 
 Judge = Callable[[HandoffContext, BusinessCalendar], Verdict]
 """A compiled boundary: the verdict for one handoff."""

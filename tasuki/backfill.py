@@ -2,7 +2,7 @@
 
 :func:`plan` says before reading what the sync will cost: per object the records changed since
 its cursor (or ``--since``), the read calls (pages of the incremental read and field-history
-reads, each connector's :meth:`~connectors.base.EstimatesReads.estimate_reads`), the most write
+reads, each connector's :meth:`~tasuki.crm.EstimatesReads.estimate_reads`), the most write
 calls the verdicts can take, and their share of the CRM's daily API allocation. Making the plan
 costs a count per object (and per field history) and no write.
 
@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from connectors.base import EstimatesReads, ReadEstimate
+from tasuki.crm import EstimatesReads, ReadEstimate
 from tasuki.errors import TasukiError
 from tasuki.facts import history_before, keep_history_before
 from tasuki.judging import judge_owed

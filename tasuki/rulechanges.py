@@ -18,13 +18,13 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from rules.verdict import Verdict as RuleVerdict
 from tasuki.facts import history_before
 from tasuki.handoffs import contexts_for
 from tasuki.judging import judge_handoffs, written_before
 from tasuki.owed import Owed, owe
 from tasuki.runtime import Runtime
 from tasuki.store.models import Handoff, Verdict
+from tasuki.verdicts import Verdict as RuleVerdict
 
 CHUNK = 500
 """Handoffs judged per step (one context query batch; the progress bar moves per step)."""

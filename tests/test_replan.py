@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import select
 
 import worker
-from connectors.base import RecordWrite
 from connectors.local import LocalCrm
 from tasuki import replan, runtime
+from tasuki.crm import RecordWrite
 from tasuki.demo.org import OrgSpec, generate
 from tasuki.judging import verdict_values
 from tasuki.mapping import Mapper

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 
 from tasuki.kpis.books import book, company_tz
 from tasuki.kpis.engine import Subjects, target_for
-from tasuki.kpis.periods import containing
+from tasuki.kpis.periods import bounds, containing
 from tasuki.kpis.summary import PersonKpis, capped_attainment
 from tasuki.settings import Settings
 from tasuki.store.db import Store
@@ -96,7 +97,9 @@ def department_rows(store: Store, settings: Settings, period: str) -> list[Group
         target = v.target
         if target is None:
             if v.subject_kind == "team":
-                target = target_for(b, v.kpi_id, "team", v.subject_id, subjects)
+                # the targets as they applied at the period's end (or now, while it runs)
+                at = min(bounds(v.period, b.fiscal_year_start, tz)[1], datetime.now(UTC))
+                target = target_for(b, v.kpi_id, "team", v.subject_id, subjects, at, v.period)
             else:
                 goal = b.goals[dept]
                 item = goal.own.get(v.kpi_id) or goal.neighbour.get(v.kpi_id)

@@ -10,8 +10,8 @@ from connectors.hubspot_changes import SEARCH_PAGE
 from tasuki import backfill, runtime
 from tasuki.settings import Config, Settings
 from tasuki.store.db import Store
-from tests.hubspot.conftest import ConnectorFactory
 from tests.hubspot.hs_emulator import HubSpotEmulator
+from tests.hubspot.support import ConnectorFactory
 
 T0 = 1_780_000_000_000
 HOUR = 3_600_000
