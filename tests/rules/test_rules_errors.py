@@ -219,7 +219,8 @@ def test_a_bad_file_loads_nothing_even_next_to_good_ones(tmp_path: Path) -> None
 def test_yaml_that_would_not_fit_in_memory(tmp_path: Path, text: str, expected: str) -> None:
     start = time.process_time()
     assert problems(tmp_path, text) == [expected]
-    assert time.process_time() - start < 1.0  # CPU seconds: refused at the bound, not after it
+    # not a speed claim: without the bounds these would run for hours or exhaust memory
+    assert time.process_time() - start < 10.0
 
 
 def test_aliases_within_bounds_still_serve(tmp_path: Path) -> None:

@@ -324,7 +324,7 @@ def test_a_body_over_the_limit_is_413_as_json_on_every_receiver(sqlite_app: Flas
     # MiiTel's token is checked before the body is read; every other receiver reads it first.
     auth = senders.miitel()
     for rule in sqlite_app.url_map.iter_rules():
-        if "POST" in (rule.methods or ()):
+        if "POST" in (rule.methods or ()) and rule.rule.startswith("/webhooks/"):
             response = _post(sqlite_app, rule.rule, b"[" + b" " * (1024 * 1024) + b"]", auth)
             assert response.status_code == 413 and "error" in response.get_json(), rule.rule
 
