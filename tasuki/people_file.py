@@ -26,13 +26,14 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from tasuki.errors import ConfigError, Problem
 from tasuki.membership import BEGINNING, DEPARTMENTS, Source
+from tasuki.owed import Owed, owe
 from tasuki.settings import Config, Settings
-from tasuki.store.models import Membership, Person, SyncCursor, utcnow
+from tasuki.store.models import Membership, Person, SyncCursor, Transition, utcnow
 from tasuki.store.upsert import insert_ignore, upsert
 from tasuki.yamlsource import Located, load
 
@@ -325,6 +326,13 @@ def apply_people_file(session: Session, settings: Settings) -> int | None:
     )
     if held == digest or (held is None and not rows):
         return None
+    before = set(
+        session.scalars(
+            select(Membership.user_id).where(
+                Membership.system == system, Membership.source == Source.FILE.value
+            )
+        )
+    )
     session.execute(
         delete(Membership).where(
             Membership.system == system, Membership.source == Source.FILE.value
@@ -340,4 +348,33 @@ def apply_people_file(session: Session, settings: Settings) -> int | None:
         ["system", "object"],
         ["cursor", "updated_at"],
     )
+    _owe_detection(session, settings, before | {r["user_id"] for r in rows})
     return written
+
+
+def _owe_detection(session: Session, settings: Settings, people: set[str]) -> None:
+    """Owe detection and judging (then the KPIs) of every record whose owner changes involve
+    ``people``, whose past the file just rewrote: handoffs the old memberships hid are found by
+    the next judging pass (the recovery sweep runs it within minutes)."""
+    config = settings.config
+    objects = sorted({b.object for b in config.boundaries if b.trigger.owner_moves is not None})
+    if not people or not objects:
+        return
+    found: set[tuple[str, str]] = set()
+    ids = sorted(people)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        found.update(
+            (obj, rid)
+            for obj, rid in session.execute(
+                select(Transition.object, Transition.record_id).where(
+                    Transition.system == config.crm,
+                    Transition.object.in_(objects),
+                    Transition.field == "owner",
+                    or_(Transition.old.in_(chunk), Transition.new.in_(chunk)),
+                )
+            )
+        )
+    if found:
+        owe(session, Owed.JUDGE, sorted(found))
+        owe(session, Owed.KPIS)

@@ -17,6 +17,7 @@ from connectors.local import LocalCrm
 from tasuki import kpis, runtime
 from tasuki.demo.org import define_schema
 from tasuki.errors import ConfigError
+from tasuki.judging import judge_owed
 from tasuki.membership import BEGINNING, Interval, Memberships
 from tasuki.people_file import read_people_file, resolve_people
 from tasuki.queue import connect
@@ -223,11 +224,11 @@ def test_a_move_mid_quarter_gives_the_same_history_from_a_backfill_and_from_webh
     assert summary["2026-09"]["IS1"] == "IS" and summary["2026-10"]["IS1"] == "FS"
 
 
-def test_without_the_file_a_backfill_reads_everyone_as_they_are_now(
-    settings: Settings, sqlite_store: Store
+def test_without_the_file_a_backfill_reads_everyone_as_they_are_now_until_it_is_written(
+    settings: Settings, sqlite_store: Store, tmp_path: Path
 ) -> None:
     """What the people file is for: the same back-fill, not told of the move, loses IS1's
-    September MK→IS handoffs (IS1 is FS as far as it knows)."""
+    September MK→IS handoffs (IS1 is FS as far as it knows), and finds them once told."""
     crm = _crm(settings)
     for obj, rid, values, when, by in STEPS:
         crm.upsert(obj, rid, values, at=when, by=by)
@@ -236,6 +237,16 @@ def test_without_the_file_a_backfill_reads_everyone_as_they_are_now(
         worker.reconcile()
     mk_is = [h for h in _handoffs(sqlite_store) if h[0] == "MK→IS"]
     assert [h[1] for h in mk_is] == ["L5"]
+    # The admin writes the file afterwards: the next people sync applies it and owes the
+    # detection of the records whose owners it concerns; the judging pass finds them.
+    (tmp_path / "people.yaml").write_text(PEOPLE_YAML, encoding="utf-8")
+    with_file = dataclasses.replace(settings, config_path=tmp_path / "tasuki.yaml")
+    rt = runtime.Runtime(with_file, sqlite_store, crm, redis_connection=connect(with_file))
+    with runtime.activate(rt):
+        worker.reconcile()
+        judge_owed(rt)
+    mk_is = [h for h in _handoffs(sqlite_store) if h[0] == "MK→IS"]
+    assert [h[1] for h in mk_is] == ["L1", "L2", "L3", "L5"]
 
 
 # --- the rules of membership, one by one -----------------------------------------------------
