@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import contextvars
+import os
 import threading
+from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from connectors.local import LocalCrm
-from tasuki import runtime
+from tasuki import kpis, runtime
 from tasuki.cli import main
-from tasuki.settings import Settings
+from tasuki.errors import ConfigError
+from tasuki.settings import Settings, builtin_path, load_settings
 from tasuki.store.db import Store
 
 
@@ -52,3 +56,43 @@ def test_a_command_builds_its_own_runtime_and_keeps_it_to_itself(settings: Setti
     result = runner.invoke(main, ["rules", "explain", "--boundary", "IS→FS", "--record", "x"])
     assert result.exit_code == 1 and "no handoff of record x" in result.output
     assert _unset()  # the command's runtime ended with it
+
+
+def _own_files(folder: Path) -> dict[str, str | None]:
+    """A tasuki.yaml naming copies of the default rules and KPI files; its environment."""
+    rules, kpis = folder / "rules.yaml", folder / "kpis.yaml"
+    rules.write_text(builtin_path("rules/default.yaml").read_text(encoding="utf-8"), "utf-8")
+    kpis.write_text(builtin_path("kpis/default.yaml").read_text(encoding="utf-8"), "utf-8")
+    text = builtin_path("tasuki.yaml").read_text(encoding="utf-8")
+    text = text.replace("builtin:rules/default.yaml", str(rules))
+    text = text.replace("builtin:kpis/default.yaml", str(kpis))
+    (folder / "tasuki.yaml").write_text(text, "utf-8")
+    return {"TASUKI_CONFIG": str(folder / "tasuki.yaml"), "TASUKI_DATA_DIR": str(folder / "data")}
+
+
+def test_refresh_reads_changed_rules_and_kpi_files_and_refuses_broken_ones(tmp_path: Path) -> None:
+    env = _own_files(tmp_path)
+    rt = runtime.build(load_settings(env))  # type: ignore[arg-type]
+    rt.validate()
+    rules_print, kpi_print = rt.rules_fingerprint, rt.kpi_fingerprint
+    assert not rt.refresh()  # nothing moved: a stat per file, nothing read
+
+    rules = tmp_path / "rules.yaml"
+    rules.touch()  # moved, same content: the same rule set
+    os.utime(rules, ns=(1, 1))
+    assert not rt.refresh() and rt.rules_fingerprint == rules_print
+
+    kpis_file = tmp_path / "kpis.yaml"
+    kpis_file.write_text(
+        kpis_file.read_text("utf-8").replace("label: MQLs", "label: MQL数"), "utf-8"
+    )
+    assert rt.refresh() and rt.kpi_fingerprint != kpi_print
+    assert kpis.book(rt.settings).kpis["mk_mqls"].label == "MQL数"
+
+    rules.write_text(
+        rules.read_text("utf-8").replace("check: required", "check: requird", 1), "utf-8"
+    )
+    with pytest.raises(ConfigError) as info:
+        rt.refresh()
+    assert f"{rules}:" in str(info.value) and "requird" in str(info.value)
+    assert rt.rules_fingerprint == rules_print  # the old rules are not taken for the new ones
