@@ -219,7 +219,10 @@ def overview() -> ResponseReturnValue:
 def boundary_data(settings: Settings, period: Period) -> dict[str, Any]:
     """What the boundaries page shows for ``period``."""
     sla_rules, answers = _sla_setup(settings)
-    calendar = BusinessCalendar.from_config(settings.config.calendar)
+    calendar = current_app.extensions.get("tasuki_console_calendar")
+    if calendar is None:
+        calendar = BusinessCalendar.from_config(settings.config.calendar)
+        current_app.extensions["tasuki_console_calendar"] = calendar
     with console_store().session() as s:
         figures = fig.boundary_figures(
             s,
