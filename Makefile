@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test lint typecheck bench clean i18n
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,15 @@ test: lint typecheck $(CHROMIUM)
 
 bench: $(STAMP)
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
+
+# The console's catalogs: new messages from the code and templates into the .po files (then
+# translate them), and the .mo files the app reads, compiled from them (both are committed).
+I18N := tasuki/console/translations
+i18n: $(STAMP)
+	$(BIN)/pybabel extract -F tasuki/console/babel.cfg --no-location -o $(I18N)/messages.pot .
+	$(BIN)/pybabel update -i $(I18N)/messages.pot -d $(I18N) --width 100
+	$(BIN)/pybabel compile -d $(I18N)
+	rm $(I18N)/messages.pot
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -294,8 +294,11 @@ def _p(samples: list[float], q: int) -> float:
     return statistics.quantiles(samples, n=100, method="inclusive")[q - 1] * 1000
 
 
-def measure(store: Store, settings: Settings, repeat: int, budget: float) -> Iterator[Timing]:
-    """The baseline, then every page, timed on ``store`` (each as soon as it is measured)."""
+def measure(
+    store: Store, settings: Settings, repeat: int, budget: float, skip: Sequence[str] = ()
+) -> Iterator[Timing]:
+    """The baseline, then every page, timed on ``store`` (each as soon as it is measured);
+    pages whose name contains one of ``skip`` are left out."""
 
     def count() -> object:
         with store.engine.connect() as conn:
@@ -314,6 +317,8 @@ def measure(store: Store, settings: Settings, repeat: int, budget: float) -> Ite
     current = period_of(NOW, PeriodKind.MONTH, b.fiscal_year_start, tz)
     year = period_of(NOW, PeriodKind.FISCAL_YEAR, b.fiscal_year_start, tz)
     for name, url in pages(int(handoff_id or 0), "MK003", str(lead), current, year):
+        if any(word in name for word in skip):
+            continue
         statuses: list[int] = []
 
         def get(url: str = url, statuses: list[int] = statuses) -> object:
@@ -356,7 +361,14 @@ def _built(store: Store, h: int) -> bool:
 
 
 def run_one(
-    backend: str, n: int, h: int, repeat: int, budget: float, workdir: Path, keep: bool
+    backend: str,
+    n: int,
+    h: int,
+    repeat: int,
+    budget: float,
+    workdir: Path,
+    keep: bool,
+    skip: Sequence[str] = (),
 ) -> None:
     """Build the store on ``backend`` (or reuse a kept one) and print its table."""
     admin = None
@@ -387,7 +399,7 @@ def run_one(
             )
         print(f"up to {repeat} requests per page, fewer past {budget:.0f} s (at least 3)")
         print(f"{'page':36} {'status':>6} {'n':>3} {'p50 ms':>9} {'p95 ms':>9} {'p95/base':>9}")
-        timings = measure(store, settings, repeat, budget)
+        timings = measure(store, settings, repeat, budget, skip)
         baseline = next(timings)
         print(
             f"{baseline.name:36} {'':>6} {baseline.samples:3} "
@@ -428,6 +440,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--backends", nargs="+", default=["sqlite", "postgresql"], choices=["sqlite", "postgresql"]
     )
+    parser.add_argument(
+        "--skip", nargs="+", default=[], metavar="WORD", help="Leave out pages named with WORD."
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="tasuki-bench-console-") as tmp:
         workdir = args.keep or Path(tmp)
@@ -441,6 +456,7 @@ def main(argv: list[str] | None = None) -> None:
                 args.budget,
                 workdir,
                 args.keep is not None,
+                args.skip,
             )
 
 

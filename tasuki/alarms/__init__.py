@@ -3,6 +3,7 @@ the neighbour KPI it feeds gets worse (more MQLs, fewer of them turned into meet
 
 - :func:`evaluate` compares a period with the one before from the KPI values, per department,
   team and person, and stores the alarms that hold (idempotent per period, subject and pair).
+- :func:`evaluate_recent` does it for the last two closed periods (a nightly job's call).
 - :func:`raised` reads the stored alarms of a period (the console and notifications use it;
   one indexed query, nothing recomputed).
 - :class:`Alarm` explains itself: both periods' figures of both KPIs, their absolute and
@@ -18,7 +19,10 @@ from tasuki.alarms.evaluation import (
     AlarmPeriodError,
     check_period,
     evaluate,
+    evaluate_recent,
     last_closed_period,
+    settles_at,
+    unsettled,
 )
 from tasuki.alarms.schema import AlarmBook, AlarmPair, alarm_book, config_path, load_alarm_book
 
@@ -32,7 +36,10 @@ __all__ = [
     "check_period",
     "config_path",
     "evaluate",
+    "evaluate_recent",
     "last_closed_period",
     "load_alarm_book",
     "raised",
+    "settles_at",
+    "unsettled",
 ]

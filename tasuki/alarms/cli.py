@@ -161,6 +161,12 @@ def alarms_group(
                 department=department,
             )
         ]
+    for pair, at in alarms.unsettled(settings, p):
+        click.echo(
+            f"not judged yet for {p}: {pair.label} ({pair.id}); its cohort window runs out at "
+            f"{at.astimezone(tz):%Y-%m-%d %H:%M} ({tz.key})",
+            err=True,
+        )
     if fmt == "json":
         click.echo(as_json(shown, tz))
     elif fmt == "csv":

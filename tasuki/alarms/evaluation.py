@@ -10,7 +10,9 @@ alarm when, from the previous period to the current one,
 
 A count or sum with no events in a period is zero there; a ratio with no events is unknown and
 not judged, nor is one resting on fewer than ``min_events`` events (its denominator) in either
-period. From zero, any improvement counts as past the threshold.
+period. From zero, any improvement counts as past the threshold. A period is judged once the
+longest cohort window of the pair's KPIs has run out after it (:func:`settles_at`): until then
+its newest events have not had their chance to succeed.
 
 Stored idempotently: one row per (system, pair, subject, period), updated in place when the
 figures move; an alarm that no longer holds when its period is evaluated again is removed.
@@ -19,9 +21,9 @@ figures move; an alarm that no longer holds when its period is evaluated again i
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -29,7 +31,7 @@ from sqlalchemy.orm import Session
 from tasuki.alarms.alarm import Alarm, raised
 from tasuki.alarms.schema import AlarmBook, AlarmPair, alarm_book
 from tasuki.errors import TasukiError
-from tasuki.kpis.periods import containing, kind_of, period_of, previous
+from tasuki.kpis.periods import bounds, containing, kind_of, period_of, previous
 from tasuki.kpis.schema import Kpi, KpiBook, KpiKind
 from tasuki.settings import Settings
 from tasuki.store.db import Store
@@ -154,6 +156,44 @@ def _periods(kb: KpiBook, pair: AlarmPair, period: str, settings: Settings) -> t
     return current, previous(current, kind, kb.fiscal_year_start, tz)
 
 
+def settles_at(kb: KpiBook, pair: AlarmPair, period: str, settings: Settings) -> datetime:
+    """When the pair's figures for ``period`` stop changing with the mere passage of time: the
+    end of the pair's period plus the longest cohort window of its two KPIs (``success:
+    {reached: IS→FS, within_days: 30}``: a lead handed over on the 30th has 30 days to become a
+    meeting). Before then the newest cohort looks worse than it will be, and would raise a
+    false alarm every month."""
+    from tasuki import kpis
+
+    current, _ = _periods(kb, pair, period, settings)
+    _, end = bounds(current, kb.fiscal_year_start, kpis.company_tz(settings))
+    days = max(
+        (
+            c.within_days or 0
+            for kpi in (kb.kpis[pair.own], kb.kpis[pair.neighbour])
+            for c in kpi.success
+            if c.reached is not None
+        ),
+        default=0,
+    )
+    return end + timedelta(days=days)
+
+
+def unsettled(
+    settings: Settings, period: str, now: datetime | None = None
+) -> list[tuple[AlarmPair, datetime]]:
+    """The pairs :func:`evaluate` does not judge yet for ``period`` at ``now``, each with when
+    it will (see :func:`settles_at`)."""
+    from tasuki import kpis
+
+    check_period(period)
+    now = now or datetime.now(UTC)
+    kb = kpis.book(settings)
+    waiting = [
+        (pair, settles_at(kb, pair, period, settings)) for pair in alarm_book(settings).pairs
+    ]
+    return [(pair, at) for pair, at in waiting if at > now]
+
+
 def _row(
     system: str,
     pair: AlarmPair,
@@ -264,10 +304,14 @@ FIGURES = [
 
 
 def store_alarms(
-    session: Session, system: str, periods: Sequence[str], rows: Sequence[dict[str, object]]
+    session: Session,
+    system: str,
+    periods: Sequence[str],
+    rows: Sequence[dict[str, object]],
+    keep: Collection[str] = (),
 ) -> None:
-    """Make the stored alarms of ``periods`` exactly ``rows`` (alarms of a pair since removed
-    from the book go too: they are what the current config says)."""
+    """Make the stored alarms of ``periods`` exactly ``rows``, except those of the pairs in
+    ``keep`` (not judged this time); alarms of a pair since removed from the book go too."""
     upsert(session, AlarmRow, rows, KEY, FIGURES)
     holding = {tuple(r[k] for k in KEY) for r in rows}
     stored = session.execute(
@@ -278,7 +322,11 @@ def store_alarms(
             AlarmRow.subject_kind,
             AlarmRow.subject_id,
             AlarmRow.period,
-        ).where(AlarmRow.system == system, AlarmRow.period.in_(list(periods)))
+        ).where(
+            AlarmRow.system == system,
+            AlarmRow.period.in_(list(periods)),
+            AlarmRow.pair_id.not_in(list(keep)),
+        )
     ).all()
     gone = [row_id for row_id, *key in stored if tuple(key) not in holding]
     if gone:
@@ -297,7 +345,9 @@ def evaluate(
 
     With ``compute``, the KPI values of ``period`` and the period before are recomputed first
     (:func:`tasuki.kpis.compute`); without, the stored values are used as they are. Running it
-    twice stores nothing new; an alarm that no longer holds is removed. Raises
+    twice stores nothing new; an alarm that no longer holds is removed. A pair whose cohort
+    window has not yet run out (:func:`settles_at`, :func:`unsettled`) is not judged: its
+    stored alarms, if any, stay as they are. Raises
     :class:`AlarmPeriodError` for a period name it cannot read and ConfigError for a wrong
     alarms or KPI file.
     """
@@ -306,7 +356,10 @@ def evaluate(
     check_period(period)
     now = now or datetime.now(UTC)
     kb = kpis.book(settings)
-    book = alarm_book(settings)
+    everything = alarm_book(settings)
+    settled = tuple(p for p in everything.pairs if settles_at(kb, p, period, settings) <= now)
+    book = AlarmBook(pairs=settled, file=everything.file)
+    waiting = [p.id for p in everything.pairs if p not in settled]
     periods = sorted({p for pair in book.pairs for p in _periods(kb, pair, period, settings)})
     if compute and periods:
         kpis.compute(store, settings, now=now, periods=periods)
@@ -314,6 +367,22 @@ def evaluate(
     system = settings.config.crm
     with store.session() as session:
         rows = judge(session, settings, kb, book, period, now=now)
-        store_alarms(session, system, current, rows)
+        store_alarms(session, system, current, rows, keep=waiting)
     with store.session() as session:
         return [a for p in current for a in raised(session, p, system=system)]
+
+
+def evaluate_recent(
+    store: Store, settings: Settings, *, now: datetime | None = None, compute: bool = False
+) -> list[Alarm]:
+    """:func:`evaluate` the last two closed periods at ``now``: the one before the last is
+    where pairs with a cohort window (MQL→meeting within 30 days) settle. What a nightly job
+    calls after the KPIs of the closed period are recomputed (hence ``compute`` off)."""
+    from tasuki import kpis
+
+    now = now or datetime.now(UTC)
+    b = kpis.book(settings)
+    last = last_closed_period(settings, now)
+    before = previous(last, b.period, b.fiscal_year_start, kpis.company_tz(settings))
+    found = evaluate(store, settings, before, now=now, compute=compute)
+    return found + evaluate(store, settings, last, now=now, compute=compute)

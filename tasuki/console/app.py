@@ -177,6 +177,9 @@ def init_app(app: Flask, settings: Settings) -> None:
         BABEL_DEFAULT_LOCALE=LANGUAGES[0],
         RATELIMIT_STORAGE_URI=settings.redis_url or "memory://",
         RATELIMIT_HEADERS_ENABLED=True,
+        RATELIMIT_KEY_PREFIX="tasuki-console",
+        # Redis down must not lock everyone out of the console: the limit lapses, logged.
+        RATELIMIT_SWALLOW_ERRORS=True,
     )
     csrf.init_app(app)
     limiter.init_app(app)

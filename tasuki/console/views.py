@@ -8,14 +8,17 @@ unescaped (templates autoescape).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from flask import Response, abort, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import get_locale
 from flask_babel import gettext as _
+from sqlalchemy.orm import Session
 
 from tasuki.alarms import Alarm, raised
 from tasuki.calendar import BusinessCalendar
@@ -34,9 +37,11 @@ from tasuki.console.csvfile import to_csv
 from tasuki.console.handoff_list import BadFilter, handoff_page, parse_filters
 from tasuki.console.people import department_rows, person_rows
 from tasuki.console.periods import Period, UnknownPeriod, current, resolve, trailing
+from tasuki.judging import SLA_SWEEP_WINDOW
 from tasuki.kpis.books import book, company_tz
 from tasuki.meeting.answer import AnswerSla, answer_slas
 from tasuki.settings import Settings
+from tasuki.store.models import utcnow
 
 
 def _rulebook(settings: Settings) -> Any:
@@ -111,6 +116,38 @@ def _alarms(settings: Settings, period: str) -> list[Alarm]:
         return raised(s, period, system=settings.config.crm)
 
 
+SETTLED_AFTER = SLA_SWEEP_WINDOW + timedelta(days=1)
+"""A period that ended this long ago no longer changes by itself (the SLA sweep re-judges
+handoffs of the last :data:`~tasuki.judging.SLA_SWEEP_WINDOW` only)."""
+TREND_CACHE_SECONDS = 300.0
+"""How long a process keeps the trend figures of settled periods (a rules change that re-judges
+old handoffs shows within this time)."""
+_TREND_CACHE_SIZE = 64
+
+
+def _trend(
+    session: Session, system: str, boundaries: list[str], periods: list[Period]
+) -> list[tuple[dict[str, int], dict[str, fig.Tally]]]:
+    """:func:`figures.trend` of ``periods``; the settled ones kept for a few minutes per app."""
+    cache: dict[Any, tuple[float, Any]] = current_app.extensions.setdefault(
+        "tasuki_console_trend", {}
+    )
+    cutoff = utcnow() - SETTLED_AFTER
+    settled = [p for p in periods if p.end <= cutoff]
+    spans = [(p.start, p.end) for p in settled]
+    key = (system, tuple(boundaries), tuple(spans))
+    hit = cache.get(key)
+    if hit is not None and hit[0] > time.monotonic():
+        old = hit[1]
+    else:
+        old = fig.trend(session, system, boundaries, spans)
+        if len(cache) >= _TREND_CACHE_SIZE:
+            cache.clear()
+        cache[key] = (time.monotonic() + TREND_CACHE_SECONDS, old)
+    recent = [(p.start, p.end) for p in periods[len(settled) :]]
+    return [*old, *fig.trend(session, system, boundaries, recent)]
+
+
 def overview_data(settings: Settings, period: Period) -> dict[str, Any]:
     """What the overview shows for ``period``."""
     b = book(settings)
@@ -120,7 +157,7 @@ def overview_data(settings: Settings, period: Period) -> dict[str, Any]:
     periods = trailing(period, b.fiscal_year_start, tz)
     now = current(b.fiscal_year_start, tz, b.period)
     with console_store().session() as s:
-        figures = fig.trend(s, system, boundaries, [(p.start, p.end) for p in periods])
+        figures = _trend(s, system, boundaries, periods)
         now_records = fig.records_handed(s, system, now.start, now.end, boundaries)
     records, tallies = figures[-1]  # the chosen period is the trend's last
     trend = [
@@ -182,7 +219,10 @@ def overview() -> ResponseReturnValue:
 def boundary_data(settings: Settings, period: Period) -> dict[str, Any]:
     """What the boundaries page shows for ``period``."""
     sla_rules, answers = _sla_setup(settings)
-    calendar = BusinessCalendar.from_config(settings.config.calendar)
+    calendar = current_app.extensions.get("tasuki_console_calendar")
+    if calendar is None:
+        calendar = BusinessCalendar.from_config(settings.config.calendar)
+        current_app.extensions["tasuki_console_calendar"] = calendar
     with console_store().session() as s:
         figures = fig.boundary_figures(
             s,

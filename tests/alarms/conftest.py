@@ -20,8 +20,8 @@ from tasuki.store.db import Store
 from tasuki.store.models import Handoff, Person, Record
 
 SYSTEM = "local"
-NOW = datetime(2026, 11, 16, 0, 0, tzinfo=UTC)
-"""Monday 2026-11-16 09:00 in Tokyo: October is closed, September before it."""
+NOW = datetime(2026, 12, 7, 0, 0, tzinfo=UTC)
+"""Monday 2026-12-07 09:00 in Tokyo: October's MQLs have had their 30 days to become meetings."""
 
 NAMES = {"M1": "佐藤 愛子", "M2": "Ben Walker", "I1": "鈴木 一郎", "F1": "Fumi Tanaka"}
 

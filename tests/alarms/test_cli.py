@@ -32,7 +32,7 @@ def cli_org(sqlite_store: Store, settings: Settings, monkeypatch: pytest.MonkeyP
 def _run(*args: str) -> str:
     result = CliRunner().invoke(main, ["alarms", *args], env={"COLUMNS": "300"})
     assert result.exit_code == 0, result.output
-    return result.output
+    return result.stdout
 
 
 def test_json_has_names_figures_and_explanation(cli_org: Org) -> None:
@@ -77,3 +77,13 @@ def test_a_bad_period_is_a_clear_error(cli_org: Org, tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["alarms", "--period", "October"])
     assert result.exit_code == 1
     assert "not a period: 'October'" in result.output
+
+
+def test_pairs_not_judged_yet_are_named_on_stderr(cli_org: Org) -> None:
+    result = CliRunner().invoke(main, ["alarms", "--period", "2099-01", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == []
+    assert (
+        "not judged yet for 2099-01: MQLs up while the MQL→meeting rate falls "
+        "(mk_mqls_vs_meetings); its cohort window runs out at 2099-03-03 00:00 (Asia/Tokyo)"
+    ) in result.stderr

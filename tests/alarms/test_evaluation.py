@@ -159,7 +159,7 @@ def test_an_unreadable_period_is_refused(store: Store, settings: Settings) -> No
 
 
 def test_last_closed_period(settings: Settings) -> None:
-    assert alarms.last_closed_period(settings, NOW) == "2026-10"
+    assert alarms.last_closed_period(settings, NOW) == "2026-11"
     # 2026-10-31T15:00Z is already November in Tokyo.
     at = datetime.fromisoformat("2026-10-31T15:00+00:00")
     assert alarms.last_closed_period(settings, at) == "2026-10"
@@ -172,3 +172,27 @@ def test_improvement_follows_the_kpis_direction(settings: Settings) -> None:
     assert improvement(kpis["is_first_touch_hours"], 10, 5) == pytest.approx(0.5)
     assert improvement(kpis["mk_mqls"], 0, 3) == math.inf
     assert improvement(kpis["mk_mqls"], 0, 0) == 0
+
+
+def test_a_cohort_still_maturing_is_not_judged(
+    store: Store, settings: Settings, alarm_org: Org
+) -> None:
+    # On 2026-11-16 October's last MQLs have not had their 30 days to become meetings: the MK
+    # pair waits until 2026-11-30T15:00Z (midnight, December 1st in Tokyo).
+    early = datetime.fromisoformat("2026-11-16T00:00+00:00")
+    waiting = alarms.unsettled(settings, "2026-10", early)
+    assert [(p.id, at.isoformat()) for p, at in waiting] == [(MK, "2026-11-30T15:00:00+00:00")]
+    assert alarms.evaluate(store, settings, "2026-10", now=early) == []
+    assert alarms.unsettled(settings, "2026-10", NOW) == []
+    assert len(alarms.evaluate(store, settings, "2026-10", now=NOW)) == 2
+    # Judged again before it settles (a store restored, a clock wrong): what is stored stays.
+    assert len(alarms.evaluate(store, settings, "2026-10", now=early)) == 2
+
+
+def test_evaluate_recent_judges_the_last_two_closed_periods(
+    store: Store, settings: Settings, alarm_org: Org
+) -> None:
+    # At NOW the last closed month is November (no MQL there: MK's count falls to 0) and
+    # October before it, where the alarm holds.
+    found = alarms.evaluate_recent(store, settings, now=NOW, compute=True)
+    assert {(a.period, a.subject_id) for a in found} == {("2026-10", "MK"), ("2026-10", "M1")}

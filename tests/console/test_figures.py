@@ -7,7 +7,10 @@ import csv
 import io
 import re
 
+from flask import Flask
 from flask.testing import FlaskClient
+
+from tasuki.store.db import Store
 
 
 def table(client: FlaskClient, path: str) -> list[dict[str, str]]:
@@ -150,3 +153,36 @@ def test_month_to_date_shows_the_pace(ops: FlaskClient) -> None:
     page = ops.get("/console/").get_data(as_text=True)
     assert "Month to date" in page or "Period to date" in page
     assert "Pace for the period" in page
+
+
+def test_settled_periods_trend_is_kept_a_few_minutes_per_app(
+    ops: FlaskClient, store: Store, app: Flask
+) -> None:
+    from datetime import UTC, datetime
+
+    from tasuki.store.models import Handoff
+
+    def september() -> str:
+        rows = table(ops, "/console/?period=2026-10&format=csv&table=trend")
+        return next(
+            r["records"] for r in rows if r["period"] == "2026-09" and r["boundary"] == "MK→IS"
+        )
+
+    assert september() == "1"
+    with store.session() as s:
+        s.add(
+            Handoff(
+                system="local",
+                boundary="MK→IS",
+                object="lead",
+                record_id="L9",
+                sender_id="u-mk1",
+                receiver_id="u-is1",
+                sender_department="MK",
+                receiver_department="IS",
+                handed_at=datetime(2026, 9, 10, 3, tzinfo=UTC),
+            )
+        )
+    assert september() == "1"  # settled: read again only after TREND_CACHE_SECONDS
+    app.extensions["tasuki_console_trend"].clear()
+    assert september() == "2"
