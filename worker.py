@@ -36,8 +36,8 @@ from tasuki.facts import keep_history_before
 from tasuki.judging import Judged, judge_owed, judge_with_dependents, verdict_values
 from tasuki.judging import sla_sweep as _sla_sweep
 from tasuki.mapping import Mapper
+from tasuki.ops import runs
 from tasuki.ops.runs import prune as prune_runs
-from tasuki.ops.runs import recorded
 from tasuki.owed import Debt, Owed, assign, owe, owed, settle, stale
 from tasuki.passes import earlier_work_running, one_at_a_time, write_back_waits
 from tasuki.queue import (
@@ -59,6 +59,11 @@ from tasuki.writeback import plan
 from tasuki.writeback import write_back as _write_back
 
 log = logging.getLogger(__name__)
+
+recorded = runs.recorded(runtime.current)
+"""Each job's runs in ``job_runs``, with this process's runtime (:mod:`tasuki.ops.runs`)."""
+recorded_when_busy = runs.recorded(runtime.current, idle=False)
+"""The same, leaving no row for a run with nothing to show."""
 
 
 class RefreshingWorker(Worker):
@@ -110,7 +115,7 @@ def _figures(results: Sequence[SyncResult], judged: Judged) -> dict[str, int]:
     }
 
 
-@recorded()
+@recorded
 def sync_records(object: str, ids: list[str]) -> dict[str, int]:
     """Sync the CRM records ``ids`` of CRM object ``object`` and act on what changed.
 
@@ -122,7 +127,7 @@ def sync_records(object: str, ids: list[str]) -> dict[str, int]:
     return _figures([result], judged)
 
 
-@recorded()
+@recorded
 def reconcile(object: str | None = None) -> dict[str, int]:
     """Sync every tracked object (or the logical ``object``) from its cursor; users first."""
     rt = runtime.current()
@@ -163,7 +168,7 @@ def _first_back_fill_is_history(rt: Runtime, objects: Sequence[str]) -> None:
             keep_history_before(session, utcnow())
 
 
-@recorded()
+@recorded
 def sla_sweep() -> dict[str, int]:
     """Re-judge recent handoffs; queue write-back and KPIs when a verdict changed."""
     rt = runtime.current()
@@ -180,7 +185,7 @@ DELIVERY_MEMORY = timedelta(days=7)
 (HubSpot retries for 24 hours, Salesforce Outbound Messages for 24 hours, Zoom for 3 days)."""
 
 
-@recorded()
+@recorded
 def prune_deliveries() -> dict[str, int]:
     """Forget delivery ids older than :data:`DELIVERY_MEMORY` and job runs older than
     :data:`tasuki.ops.runs.RUN_HISTORY`; returns how many of each."""
@@ -204,7 +209,7 @@ def _settle_then_owe_write_back(debts: Sequence[Debt]) -> Callable[[Session, int
     return then
 
 
-@recorded()
+@recorded
 def compute_kpis() -> dict[str, int]:
     """Recompute KPI values for the current period (and the ones changes touched)."""
     from tasuki import kpis
@@ -220,7 +225,7 @@ def compute_kpis() -> dict[str, int]:
     return {"kpi_values_changed": changed}
 
 
-@recorded()
+@recorded
 def recompute_closed_period() -> dict[str, int]:
     """Nightly: recompute the previous period in full, whatever the change detection saw (a
     safety net for the period people are judged on), and queue write-back if anything moved."""
@@ -272,7 +277,7 @@ def _quota_tight(rt: Runtime) -> bool:
     return bool(check()) if callable(check) else False
 
 
-@recorded()
+@recorded
 def write_back(dry_run: bool = False, write_history: bool = False) -> dict[str, int]:
     """Write what differs from the ledger, in full batches; the report's figures as a dict.
     Verdicts of historical handoffs too with ``write_history`` (``tasuki sync``).
@@ -372,7 +377,7 @@ def _clear_marks(
             replan.planned_fully(session, rt.system, digest)
 
 
-@recorded()
+@recorded
 def ingest_recording(provider: str, payload: dict[str, Any]) -> dict[str, int]:
     """Keep one MiiTel or Zoom delivery as a recording and queue linking it.
 
@@ -395,7 +400,7 @@ def ingest_recording(provider: str, payload: dict[str, Any]) -> dict[str, int]:
     return {"changed": int(changed)}
 
 
-@recorded()
+@recorded
 def match_recordings() -> dict[str, int]:
     """Link pending recordings; re-judge the records that gained or lost one; queue write-back."""
     rt = runtime.current()
@@ -420,7 +425,7 @@ def match_recordings() -> dict[str, int]:
     return {"linked": len(touched), "verdicts_changed": changed}
 
 
-@recorded(idle=False)
+@recorded_when_busy
 def recover() -> dict[str, int]:
     """Queue again the work the store says is owed and no live job is doing (every minute, and
     when the scheduler sees Redis come back): syncs whose job Redis lost, judging a killed
@@ -496,7 +501,7 @@ def _instant(at: str | None) -> datetime:
     return parsed
 
 
-@recorded()
+@recorded
 def notify(at: str | None = None) -> dict[str, int]:
     """One notifications sweep at ``at`` (default: now): every due message sent once, then the
     agenda if it is due and was not delivered. Raises :class:`DeliveryUnavailable` when Slack
@@ -520,7 +525,7 @@ def notify(at: str | None = None) -> dict[str, int]:
     return figures
 
 
-@recorded()
+@recorded
 def deliver_agenda(day: str | None = None, at: str | None = None) -> dict[str, int]:
     """Deliver the agenda of the meeting of ``day`` (default: the one due at ``at``/now, on a
     business day between ``meeting.deliver_at`` and the meeting's end) to its Slack channel and

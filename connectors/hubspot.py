@@ -343,6 +343,10 @@ class HubSpotConnector:
         records = [self._raw(object, r, fields) for r in step.keep]
         return ChangePage(records=records, cursor=str(step.cursor), more=step.more)
 
+    def cursor_since(self, since: datetime) -> str:
+        """The change cursor that reads records modified from ``since`` on (``--since``)."""
+        return f"R:{int(since.timestamp() * 1000)}"
+
     def estimate_reads(
         self, object: str, cursor: str | None, history_fields: Sequence[str]
     ) -> ReadEstimate:

@@ -38,6 +38,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
 
@@ -472,6 +473,11 @@ class SalesforceConnector:
     def _count(self, soql: str) -> int:
         page = self._call("read", partial(_query, soql=soql, include_deleted=True, headers={}))
         return int(page.get("totalSize") or 0)
+
+    def cursor_since(self, since: datetime) -> str:
+        """The change cursor that reads records modified from ``since`` on (``--since``)."""
+        stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+        return ChangeCursor(stamp, "").encode()
 
     def estimate_reads(
         self, object: str, cursor: str | None, history_fields: Sequence[str]

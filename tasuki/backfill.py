@@ -16,19 +16,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from tasuki.crm import EstimatesReads, ReadEstimate
+from tasuki.crm import EstimatesReads, ReadEstimate, ReadsSince
 from tasuki.errors import TasukiError
 from tasuki.facts import history_before, keep_history_before
 from tasuki.judging import judge_owed
 from tasuki.mapping import Mapper
-from tasuki.runtime import Runtime
 from tasuki.store.models import SyncCursor, utcnow
 from tasuki.store.upsert import upsert
 from tasuki.sync import SyncResult, reconcile, sync_people
+
+if TYPE_CHECKING:
+    from tasuki.runtime import Runtime
 
 USERS_READS = 1
 """Read calls for the CRM's users before the records (one page holds every owner of most orgs)."""
@@ -112,17 +115,11 @@ class SyncOutcome:
 
 def since_cursor(rt: Runtime, since: datetime) -> str:
     """The cursor of the CRM's incremental read that starts at ``since``."""
-    system = rt.system
-    if system == "salesforce":
-        from connectors.salesforce_records import ChangeCursor
-
-        stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
-        return ChangeCursor(stamp, "").encode()
-    if system == "hubspot":
-        return f"R:{int(since.timestamp() * 1000)}"
+    if isinstance(rt.connector, ReadsSince):
+        return rt.connector.cursor_since(since)
     raise TasukiError(
         f"--since needs a CRM whose changes can be read from a date (Salesforce, HubSpot); "
-        f"the {system} CRM is read from its cursor"
+        f"the {rt.system} CRM is read from its cursor"
     )
 
 

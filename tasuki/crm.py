@@ -175,6 +175,15 @@ class Connector(Protocol):
 
 
 @runtime_checkable
+class ReadsSince(Protocol):
+    """A connector whose changes can be read from a date (``tasuki sync --since``)."""
+
+    def cursor_since(self, since: datetime) -> str:
+        """The cursor of :meth:`Connector.changes` that starts at ``since``."""
+        ...
+
+
+@runtime_checkable
 class EstimatesReads(Protocol):
     """A connector that can say what a sync will cost before it reads (``sync --dry-run``)."""
 

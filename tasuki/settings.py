@@ -33,10 +33,10 @@ from pydantic import (
     model_validator,
 )
 
-from tasuki.console.settings import ConsoleSettings
 from tasuki.errors import ConfigError, Problem
 from tasuki.messaging import SlackSettings, SmtpSettings, smtp_from_env
 from tasuki.providers import HubSpotSettings, SalesforceSettings
+from tasuki.signin import ConsoleSettings
 from tasuki.yamlsource import Located, load, problems_from_validation
 
 DEFAULT_CONFIG = "builtin:tasuki.yaml"

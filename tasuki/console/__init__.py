@@ -8,5 +8,5 @@ indexed queries (:mod:`tasuki.console.figures`); ``tasuki report`` renders the s
 into one self-contained file (:mod:`tasuki.console.report`).
 
 This package's ``__init__`` imports nothing: :mod:`tasuki.settings` reads
-:mod:`tasuki.console.settings` at start.
+:mod:`tasuki.signin` at start.
 """

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, ParamSpec, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, runtime_checkable
 
 import redis
 from rq import get_current_job
@@ -37,6 +37,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from tasuki import logs
 from tasuki.store.db import Store
 from tasuki.store.models import JobRun, WriteRejection, WriteRun, utcnow
+
+if TYPE_CHECKING:
+    from tasuki.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -222,8 +225,11 @@ P = ParamSpec("P")
 R = TypeVar("R", bound=Mapping[str, Any])
 
 
-def recorded(*, idle: bool = True) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Record each execution of the decorated job in ``job_runs`` (see the module docstring).
+def recorded(
+    runtime_of: Callable[[], Runtime], *, idle: bool = True
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Record each execution of the decorated job in ``job_runs`` (see the module docstring),
+    with the runtime ``runtime_of()`` gives (the worker's: :func:`tasuki.runtime.current`).
 
     ``idle=False``: a run that finished with nothing to show (all its figures zero) leaves no
     row, only the Redis counters (``recover`` runs every minute and usually finds nothing).
@@ -234,9 +240,7 @@ def recorded(*, idle: bool = True) -> Callable[[Callable[P, R]], Callable[P, R]]
 
         @functools.wraps(job_function)
         def run(*args: P.args, **kwargs: P.kwargs) -> R:
-            from tasuki import runtime
-
-            rt = runtime.current()
+            rt = runtime_of()
             job = get_current_job()
             if job is not None:
                 # Rules or KPI files changed since this worker read them: judge with the new

@@ -23,8 +23,8 @@ from tasuki.console.accounts import (
     login_link_token,
     remove_user,
 )
-from tasuki.console.settings import ConsoleSettings
 from tasuki.settings import Settings
+from tasuki.signin import ConsoleSettings
 from tasuki.store.db import Store
 from tests.console.conftest import PASSWORD, csrf_token, sign_in
 from tests.console.idp import CLIENT_ID, CLIENT_SECRET, IdentityProvider, running_provider

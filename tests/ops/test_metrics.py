@@ -158,13 +158,13 @@ class _CrmWithQuota(LocalCrm):
         return 1234, 100000
 
 
-@recorded()
+@recorded(runtime.current)
 def noted_job() -> dict[str, int]:
     """A job whose run records the connector's API usage (run by RQ below)."""
     return {"done": 1}
 
 
-@recorded()
+@recorded(runtime.current)
 def failing_job() -> dict[str, int]:
     """A job that fails."""
     raise RuntimeError("the CRM said no")

@@ -33,7 +33,7 @@ AT = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
 DELETED = ("00600003", "00600007")
 
 
-@recorded()
+@recorded(runtime.current)
 def write_deals(ids: list[str]) -> dict[str, int]:
     """A write-back of verdicts to ``ids`` (two of them deleted in the CRM) as a recorded job."""
     rt = runtime.current()
@@ -46,7 +46,7 @@ def write_deals(ids: list[str]) -> dict[str, int]:
     }
 
 
-@recorded()
+@recorded(runtime.current)
 def refused() -> dict[str, int]:
     """A job whose CRM refuses it; the error happens to quote a secret."""
     raise CrmUnavailable(f"CRM down (sent {WEBHOOK_SECRET})")
