@@ -30,7 +30,7 @@ from rq.queue import Queue
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from tasuki import replan, runtime
+from tasuki import alarms, replan, runtime
 from tasuki.errors import TasukiError
 from tasuki.facts import keep_history_before
 from tasuki.judging import Judged, judge_owed, judge_with_dependents, verdict_values
@@ -228,7 +228,9 @@ def compute_kpis() -> dict[str, int]:
 @recorded
 def recompute_closed_period() -> dict[str, int]:
     """Nightly: recompute the previous period in full, whatever the change detection saw (a
-    safety net for the period people are judged on), and queue write-back if anything moved."""
+    safety net for the period people are judged on), queue write-back if anything moved, and
+    evaluate the partial-optimisation alarms of the last two closed periods
+    (:func:`tasuki.alarms.evaluate_recent`)."""
     from tasuki import kpis
 
     rt = runtime.current()
@@ -242,7 +244,9 @@ def recompute_closed_period() -> dict[str, int]:
     )
     if changed:
         enqueue_write_back(job_queue(rt.settings, rt.redis_connection))
-    return {"kpi_values_changed": changed}
+    # the closed periods' partial-optimisation alarms, on the figures just recomputed
+    raised = alarms.evaluate_recent(rt.store, rt.settings, now=utcnow())
+    return {"kpi_values_changed": changed, "alarms_raised": len(raised)}
 
 
 QUOTA_RETRY = timedelta(hours=1)

@@ -3,8 +3,8 @@
 :func:`checked_settings` is the first thing ``tasuki serve``, ``worker``, ``scheduler`` and
 ``up`` do, and what ``tasuki check-config`` reports on. It reads the environment once
 (:func:`~tasuki.settings.load_settings`), validates ``tasuki.yaml`` and every file it leads to
-(:data:`FILE_CHECKS`: rules, KPIs, recordings, notifications; a later kind of file is one more
-entry there),
+(:data:`FILE_CHECKS`: rules, KPIs, recordings, notifications, people, alarms; a later kind of
+file is one more entry there),
 then what the process needs from the environment (:class:`Needs`: the store's URL, Redis, the
 configured CRM's sign-in, the secrets of the configured webhook receivers). Every problem, each
 as ``FILE:LINE:COL: message``, is raised in one :class:`~tasuki.errors.ConfigError`. Nothing
@@ -136,6 +136,18 @@ def _validate_people(settings: Settings) -> object:
     return [] if path is None else read_people_file(path, settings.config)
 
 
+def _alarm_files(settings: Settings) -> list[Path]:
+    from tasuki.alarms.schema import config_path
+
+    return [config_path(settings)]
+
+
+def _validate_alarms(settings: Settings) -> object:
+    from tasuki.alarms.schema import alarm_book
+
+    return alarm_book(settings)
+
+
 FILE_CHECKS: list[FileCheck] = [
     FileCheck("rules", lambda s: s.rule_paths, _validate_rules, named_by="rules"),
     FileCheck("kpis", lambda s: s.kpi_paths, _validate_kpis, named_by="kpis"),
@@ -147,6 +159,7 @@ FILE_CHECKS: list[FileCheck] = [
         named_by="notifications",
     ),
     FileCheck("people", _people_files, _validate_people),
+    FileCheck("alarms", _alarm_files, _validate_alarms),
 ]
 """Every kind of file besides ``tasuki.yaml``, checked in this order."""
 

@@ -157,3 +157,14 @@ def test_the_check_sees_imports_inside_functions_not_those_for_type_checking(
         (5, "rules.engine.Rulebook"),
         (6, "worker"),
     ]
+
+
+def test_no_test_imports_a_conftest() -> None:
+    """What tests share besides fixtures lives in support modules; conftest holds fixtures."""
+    found = [
+        f"{path.relative_to(ROOT)}:{line}: {name}"
+        for path in sorted((ROOT / "tests").rglob("*.py"))
+        for line, name in _imports(path, _module_name(path))
+        if name.split(".")[-1] == "conftest" or ".conftest." in name
+    ]
+    assert found == []

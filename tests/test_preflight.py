@@ -448,3 +448,18 @@ def test_the_people_file_is_checked_with_the_others_and_its_people_against_the_s
     assert len(problems) == 1 and problems[0].startswith(
         f"{org.at('people.yaml', '{person: Ghost')}: unknown person 'Ghost'"
     )
+
+
+def test_the_alarms_file_is_checked_with_the_others(tmp_path: Path) -> None:
+    org = Org(tmp_path)
+    org.files["alarms.yaml"] = (
+        "alarms:\n  - id: mk\n    department: MK\n    own: mk_mqls\n    neighbour: no_such_kpi\n"
+    )
+    org.write()
+    result = _check(org)
+    assert result.exit_code == 2
+    (problem,) = _problems(result)
+    assert problem.startswith(f"{org.at('alarms.yaml', 'no_such_kpi')}: ")
+    assert "no_such_kpi" in problem
+    org.change("alarms.yaml", "no_such_kpi", "mk_mql_to_meeting")
+    assert _check(org).exit_code == 0

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from tasuki.cli import main
 from tasuki.settings import Settings
 from tasuki.store.db import Store
-from tests.alarms.conftest import Org
+from tests.alarms.support import Org
 
 HOSTILE = '=HYPERLINK("http://evil.example","[red]x[/red]")'
 

@@ -15,7 +15,7 @@ from tasuki.kpis import book
 from tasuki.settings import Settings
 from tasuki.store.db import Store
 from tasuki.store.models import AlarmRow, Person
-from tests.alarms.conftest import NOW, Org, with_alarms
+from tests.alarms.support import NOW, Org, with_alarms
 
 MK = "mk_mqls_vs_meetings"
 

@@ -13,7 +13,7 @@ from tasuki.errors import ConfigError
 from tasuki.kpis import book
 from tasuki.kpis.periods import PeriodKind
 from tasuki.settings import Settings, builtin_path
-from tests.alarms.conftest import with_alarms
+from tests.alarms.support import with_alarms
 
 
 def test_the_shipped_pairs_cover_the_four_departments(settings: Settings) -> None:

@@ -4,7 +4,6 @@ a signed-in client per role."""
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Iterator
 
 import pytest
@@ -18,10 +17,8 @@ from tasuki.queue import job_queue
 from tasuki.settings import Settings
 from tasuki.store.db import Store
 from tests.console.org import seed
+from tests.console.support import OPS_TOKEN, PASSWORD, sign_in
 from webhooks import create_app
-
-OPS_TOKEN = "console-test-secret-0123456789"
-PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
@@ -53,24 +50,6 @@ def app(
 ) -> Flask:
     """The whole app (webhooks and console) over the seeded org."""
     return create_app(console_settings, store=store, queue=console_queue)
-
-
-def csrf_token(client: FlaskClient, path: str = "/console/login") -> str:
-    """The CSRF token of the form on ``path``."""
-    page = client.get(path).get_data(as_text=True)
-    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert found, page[:500]
-    return found.group(1)
-
-
-def sign_in(client: FlaskClient, username: str, password: str = PASSWORD) -> int:
-    """Post the login form; returns the status code."""
-    token = csrf_token(client)
-    response = client.post(
-        "/console/login",
-        data={"username": username, "password": password, "csrf_token": token},
-    )
-    return response.status_code
 
 
 @pytest.fixture

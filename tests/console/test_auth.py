@@ -26,8 +26,8 @@ from tasuki.console.accounts import (
 from tasuki.settings import Settings
 from tasuki.signin import ConsoleSettings
 from tasuki.store.db import Store
-from tests.console.conftest import PASSWORD, csrf_token, sign_in
 from tests.console.idp import CLIENT_ID, CLIENT_SECRET, IdentityProvider, running_provider
+from tests.console.support import PASSWORD, csrf_token, sign_in
 from webhooks import create_app
 
 PAGES = [

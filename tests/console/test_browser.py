@@ -20,9 +20,9 @@ import pytest
 from tasuki.console.accounts import Role, add_user
 from tasuki.settings import load_settings
 from tasuki.store.db import open_store
-from tests.console.conftest import OPS_TOKEN, PASSWORD
 from tests.console.idp import CLIENT_ID, CLIENT_SECRET, IdentityProvider, running_provider, serving
 from tests.console.org import IMG_NAME, SCRIPT_NAME, seed
+from tests.console.support import OPS_TOKEN, PASSWORD
 from tests.services import unavailable
 from webhooks import create_app
 

@@ -13,8 +13,8 @@ from flask.testing import FlaskClient
 from tasuki.console.csvfile import guarded, to_csv
 from tasuki.settings import Settings
 from tasuki.store.db import Store
-from tests.console.conftest import OPS_TOKEN
 from tests.console.org import FORMULA_COMPANY, IMG_NAME, SCRIPT_NAME
+from tests.console.support import OPS_TOKEN
 
 CATALOG = Path(__file__).parents[2] / "tasuki/console/translations/ja/LC_MESSAGES/messages"
 

@@ -7,8 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.slack.slack_emulator import RunningSlack, Workspace, serve
-
-BOT_TOKEN = "xoxb-test-bot-token"
+from tests.slack.support import BOT_TOKEN
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 
-from tests.slack.conftest import BOT_TOKEN
 from tests.slack.slack_emulator import RunningSlack, Workspace
+from tests.slack.support import BOT_TOKEN
 
 
 def _client(slack: RunningSlack, token: str = BOT_TOKEN, **options: Any) -> WebClient:
