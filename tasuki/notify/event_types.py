@@ -70,33 +70,14 @@ class RecordingOptions(_Strict):
     """Logical deal fields that tell what FS made of the meeting, shown when set."""
 
 
-class KpiPair(_Strict):
-    """A department's own KPI and the neighbour KPI it feeds."""
-
-    department: Literal["MK", "IS", "FS", "CS"]
-    own: str
-    neighbour: str
-
-
-DEFAULT_PAIRS = [
-    KpiPair(department="MK", own="mk_mqls", neighbour="mk_mql_to_meeting"),
-    KpiPair(department="IS", own="is_meetings", neighbour="is_meetings_accepted"),
-    KpiPair(department="FS", own="fs_won_revenue", neighbour="cs_retention"),
-]
-"""MQLs up while IS turns fewer into meetings; meetings up while FS accepts fewer; won revenue
-up while CS keeps fewer customers."""
-
-
 class PartialOptions(_Strict):
-    """Options of ``partial_optimisation``."""
+    """Options of ``partial_optimisation``: which of the stored partial-optimisation alarms
+    (:mod:`tasuki.alarms`; their pairs and thresholds are in ``alarms.yaml``) go out."""
 
-    pairs: list[KpiPair] = Field(default_factory=lambda: list(DEFAULT_PAIRS))
-    min_rise: float = Field(default=0.05, ge=0)
-    """The own KPI must rise by at least this share of its previous value (0.05: 5%)."""
-    min_fall: float = Field(default=0.05, ge=0)
-    """The neighbour KPI must fall by at least this share of its previous value."""
-    min_events: int = Field(default=5, ge=0)
-    """A rate is compared only when both periods have at least this many events."""
+    subjects: list[Literal["department", "team", "person"]] = ["department"]
+    """Alarms of whole departments by default; ``person`` and ``team`` add their own."""
+    departments: list[Literal["MK", "IS", "FS", "CS"]] | None = None
+    """Only the alarms of these departments' pairs (default: every department)."""
 
 
 class RejectionOptions(_Strict):

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 import redis
 from sqlalchemy import select
 
+from tasuki.alarms import Alarm
 from tasuki.durations import parse_duration
 from tasuki.notify.event_types import PartialOptions, RejectionOptions, SyncStaleOptions
 from tasuki.notify.ledger import Status
@@ -29,7 +30,6 @@ from tasuki.notify.message import Line, Message
 from tasuki.notify.scene import Finder, Occurrence, Scene, span
 from tasuki.notify.schema import NotificationRule
 from tasuki.store.models import (
-    KpiValue,
     NotificationEntry,
     SyncCursor,
     WriteRejection,
@@ -42,81 +42,49 @@ RECENT = timedelta(days=7)
 """How far back write-back passes and ledger rows are read."""
 
 
-def _shown(value: float, ratio: bool) -> str:
-    return f"{100 * value:.0f}%" if ratio else f"{value:,.0f}"
-
-
-def _change(before: float, after: float) -> float:
-    """Relative change; from zero, any rise counts as +100%."""
-    if before == 0:
-        return 1.0 if after > 0 else (-1.0 if after < 0 else 0.0)
-    return (after - before) / abs(before)
-
-
 def partial_optimisation(scene: Scene, rule: NotificationRule) -> list[Occurrence]:
-    """The pairs whose own KPI rose while the neighbour fell, last closed period vs the one
-    before (org figures)."""
-    from tasuki import kpis
-    from tasuki.kpis.periods import bounds, period_of, previous
-    from tasuki.kpis.schema import RATIO_KINDS
+    """The stored partial-optimisation alarms (:mod:`tasuki.alarms`, evaluated nightly) of the
+    last two closed periods: one message per period, listing each alarm with its figures."""
+    from tasuki import alarms, kpis
+    from tasuki.kpis.periods import previous
 
     options: PartialOptions = rule.options
     settings = scene.rt.settings
     book = kpis.book(settings)
     tz = kpis.company_tz(settings)
-    kind, fy = book.period, book.fiscal_year_start
-    closed = previous(period_of(scene.now, kind, fy, tz), kind, fy, tz)
-    before = previous(closed, kind, fy, tz)
-    ids = sorted({k for p in options.pairs for k in (p.own, p.neighbour)})
-    rows = scene.session.scalars(
-        select(KpiValue).where(
-            KpiValue.system == scene.system,
-            KpiValue.kpi_id.in_(ids),
-            KpiValue.subject_kind == "org",
-            KpiValue.period.in_([closed, before]),
+    fy = book.fiscal_year_start
+    closed = alarms.last_closed_period(settings, scene.now)
+    out = []
+    for period in (previous(closed, book.period, fy, tz), closed):
+        found = [
+            a
+            for a in alarms.raised(scene.session, period, system=scene.system)
+            if a.subject_kind in options.subjects
+            and (options.departments is None or a.department in options.departments)
+        ]
+        if not found:
+            continue
+        before = found[0].previous_period
+        message = Message(
+            title=f"Partial optimisation in {period}: own KPIs up, the next stage's down",
+            intro=(
+                f"In {period} against {before}, these grew their own number while the neighbour "
+                "KPI it feeds fell: the boundary between them needs a look."
+            ),
+            lines=tuple(Line(f"{_subject(a)}: {a.explanation}") for a in found),
+            footer=f"tasuki alarms --period {period} lists them; the console shows the figures.",
         )
-    )
-    figures = {(v.kpi_id, v.period): v for v in rows}
+        # known since the alarms were raised (a cohort pair settles a month after its period)
+        at = max(a.raised_at for a in found)
+        out.append(Occurrence("kpi-pairs", period, at, message))
+    return out
 
-    def moved(kpi_id: str) -> tuple[float, float, float] | None:
-        a, b = figures.get((kpi_id, before)), figures.get((kpi_id, closed))
-        if a is None or b is None or a.value is None or b.value is None:
-            return None
-        kpi = book.kpis.get(kpi_id)
-        if kpi is not None and kpi.kind in RATIO_KINDS:
-            if min(a.denominator or 0, b.denominator or 0) < options.min_events:
-                return None
-        return a.value, b.value, _change(a.value, b.value)
 
-    lines = []
-    for pair in options.pairs:
-        own, neighbour = moved(pair.own), moved(pair.neighbour)
-        if own is None or neighbour is None:
-            continue
-        if own[2] < options.min_rise or -neighbour[2] < options.min_fall:
-            continue
-        labels = []
-        for kpi_id, (was, now, change) in ((pair.own, own), (pair.neighbour, neighbour)):
-            kpi = book.kpis.get(kpi_id)
-            ratio = kpi is not None and kpi.kind in RATIO_KINDS
-            label = kpi.label if kpi is not None else kpi_id
-            labels.append(
-                f"{label} {_shown(was, ratio)} → {_shown(now, ratio)} ({100 * change:+.0f}%)"
-            )
-        lines.append(Line(f"{pair.department}: {labels[0]}, while {labels[1]}"))
-    if not lines:
-        return []
-    message = Message(
-        title=f"Partial optimisation in {closed}: own KPIs up, the next stage's down",
-        intro=(
-            f"In {closed} against {before}, these departments grew their own number while the "
-            "neighbour KPI it feeds fell: the boundary between them needs a look."
-        ),
-        lines=tuple(lines),
-        footer="tasuki kpi explain KPI --period " + closed + " shows the records behind a figure.",
-    )
-    at = bounds(closed, fy, tz)[1]
-    return [Occurrence("kpi-pairs", closed, at, message)]
+def _subject(alarm: Alarm) -> str:
+    """Whose alarm: the department, or the team or person with their department."""
+    if alarm.subject_kind == "department":
+        return alarm.department
+    return f"{alarm.subject_name} ({alarm.department})"
 
 
 def writeback_rejected(scene: Scene, rule: NotificationRule) -> list[Occurrence]:

@@ -43,7 +43,6 @@ from tasuki.notify.event_types import (
     EVENTS,
     EventSpec,
     HandoffOptions,
-    PartialOptions,
     RecordingOptions,
 )
 from tasuki.settings import Config, cron_problem
@@ -122,10 +121,9 @@ class NotificationBook:
 class _Parser:
     """Collects the problems of one file while turning it into rules and destinations."""
 
-    def __init__(self, doc: Located, config: Config | None, kpi_ids: set[str] | None) -> None:
+    def __init__(self, doc: Located, config: Config | None) -> None:
         self.doc = doc
         self.config = config
-        self.kpi_ids = kpi_ids
         self.problems: list[Problem] = []
 
     def error(self, at: Path_, message: str, *, key: bool = False) -> None:
@@ -352,14 +350,6 @@ class _Parser:
                         self.error(
                             at + ("answer_fields", i), f"deal.{name} is not mapped in tasuki.yaml"
                         )
-        if self.kpi_ids is not None and isinstance(options, PartialOptions):
-            for i, pair in enumerate(options.pairs):
-                for side in ("own", "neighbour"):
-                    kpi = getattr(pair, side)
-                    if kpi not in self.kpi_ids:
-                        self.error(
-                            at + ("pairs", i, side), f"unknown KPI {kpi!r}; see the kpis files"
-                        )
 
 
 def _body(
@@ -408,27 +398,25 @@ def _written_ids(doc: Located) -> list[tuple[str, Path_]]:
 
 
 def parse_notifications_file(
-    doc: Located, config: Config | None = None, kpi_ids: set[str] | None = None
+    doc: Located, config: Config | None = None
 ) -> tuple[list[NotificationRule], dict[str, Destination], People | None, list[Problem]]:
     """The rules, destinations and people settings of one parsed file, and its problems."""
-    p = _Parser(doc, config, kpi_ids)
+    p = _Parser(doc, config)
     destinations = _destinations(p, doc.data)
     rules, people = _body(p, doc.data, _declared(doc.data))
     return rules, destinations, people, p.problems
 
 
-def load_notification_book(
-    paths: Sequence[Path], config: Config | None = None, kpi_ids: set[str] | None = None
-) -> NotificationBook:
+def load_notification_book(paths: Sequence[Path], config: Config | None = None) -> NotificationBook:
     """Read and validate every file in ``paths`` (a rule may send to a destination declared in
     another of them); :class:`ConfigError` with every problem of every file when anything is
-    wrong. ``config`` and ``kpi_ids``, when given, are what boundaries, deal fields and KPI ids
-    in the rules are checked against."""
+    wrong. ``config``, when given, is what boundaries and deal fields in the rules are checked
+    against."""
     problems: list[Problem] = []
     docs = load_all(paths, problems)
     destinations: dict[str, Destination] = {}
     for doc in docs:
-        p = _Parser(doc, config, kpi_ids)
+        p = _Parser(doc, config)
         found = _destinations(p, doc.data)
         problems.extend(p.problems)
         for name in found:
@@ -444,7 +432,7 @@ def load_notification_book(
     people: People | None = None
     seen: dict[str, str] = {}
     for doc in docs:
-        p = _Parser(doc, config, kpi_ids)
+        p = _Parser(doc, config)
         parsed, found_people = _body(p, doc.data, declared)
         problems.extend(p.problems)
         rules.extend(parsed)

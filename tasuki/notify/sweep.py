@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from tasuki.calendar import BusinessCalendar
-from tasuki.errors import ConfigError
 from tasuki.notify import ledger
 from tasuki.notify.events import FINDERS as WORK_FINDERS
 from tasuki.notify.ledger import Key, Status
@@ -49,16 +48,10 @@ LAST = ("delivery_failed",)
 
 
 def load_book(settings: Settings) -> NotificationBook:
-    """The notification rules the config names, validated against the config and the KPI ids
-    (a broken KPI file is reported on its own; its ids are then not checked here)."""
-    from tasuki import kpis
+    """The notification rules the config names, validated against the config."""
     from tasuki.notify.schema import load_notification_book
 
-    try:
-        kpi_ids: set[str] | None = set(kpis.book(settings).kpis)
-    except ConfigError:
-        kpi_ids = None
-    return load_notification_book(settings.notification_paths, settings.config, kpi_ids)
+    return load_notification_book(settings.notification_paths, settings.config)
 
 
 def book_of(rt: Runtime) -> NotificationBook:

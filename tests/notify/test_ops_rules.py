@@ -1,21 +1,23 @@
-"""The Sales Ops and operations rules end to end, from store state to the channel: a partial
-optimisation found in stored KPI values (in the weekly slot, once per closed period), write-back
-rejections, a stalled sync, a job in RQ's failed registry."""
+"""The Sales Ops and operations rules end to end, from store state to the channel: the stored
+partial-optimisation alarms (in the weekly slot, once per closed period), write-back rejections,
+a stalled sync, a job in RQ's failed registry."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from rq import SimpleWorker
 
 import worker
-from tasuki import runtime
+from tasuki import alarms, runtime
 from tasuki.notify.schema import When
 from tasuki.notify.sweep import due_at
 from tasuki.queue import job_queue
 from tasuki.settings import Settings
 from tasuki.store.db import Store
-from tasuki.store.models import KpiValue, SyncCursor, WriteRejection, WriteRun
+from tasuki.store.models import SyncCursor, WriteRejection, WriteRun
+from tests.alarms.support import NOW as ALARMS_NOW
+from tests.alarms.support import Org
 from tests.notify.channels import Channels
 from tests.notify.support import NOW, TZ, live, new_crm, notify_settings
 from tests.slack.slack_emulator import RunningSlack, Workspace
@@ -28,20 +30,11 @@ notifications:
     event: partial_optimisation
     to: [sales_ops]
     when: "0 10 * * mon"
-    min_rise: 0.05
-    min_fall: 0.05
-    min_events: 5
+    subjects: [department, person]
 """
 
 
-def _month(at: datetime, back: int) -> str:
-    y, m = at.year, at.month - back
-    while m < 1:
-        y, m = y - 1, m + 12
-    return f"{y:04d}-{m:02d}"
-
-
-def test_own_kpi_up_while_the_neighbour_falls_reaches_sales_ops_in_the_weekly_slot_once(
+def test_stored_alarms_reach_sales_ops_in_the_weekly_slot_once(
     settings: Settings,
     sqlite_store: Store,
     slack: RunningSlack,
@@ -51,56 +44,54 @@ def test_own_kpi_up_while_the_neighbour_falls_reaches_sales_ops_in_the_weekly_sl
     s = notify_settings(
         settings, SALES_OPS % {"sales_ops": channels.sales_ops}, slack_url=slack.base_url
     )
-    local = NOW.astimezone(TZ)
-    month_start = local.replace(day=1, hour=0, minute=0)
-    closed, before = _month(local, 1), _month(local, 2)
-    figures = {
-        # MK: MQLs up 30% while IS turns fewer of them into meetings (-16%): the alarm.
-        ("mk_mqls", before): (20, None, None),
-        ("mk_mqls", closed): (26, None, None),
-        ("mk_mql_to_meeting", before): (0.45, 9, 20),
-        ("mk_mql_to_meeting", closed): (0.38, 10, 26),
-        # IS: meetings up and FS accepts more of them too: fine.
-        ("is_meetings", before): (8, None, None),
-        ("is_meetings", closed): (9, None, None),
-        ("is_meetings_accepted", before): (0.8, 8, 10),
-        ("is_meetings_accepted", closed): (0.82, 9, 11),
-        # FS: revenue up, retention down, but on too few customers to say.
-        ("fs_won_revenue", before): (1_000_000, None, None),
-        ("fs_won_revenue", closed): (2_000_000, None, None),
-        ("cs_retention", before): (1.0, 2, 2),
-        ("cs_retention", closed): (0.5, 1, 2),
+    # MK's MQLs rise from September to October while fewer become meetings (tests/alarms): the
+    # nightly job stored the alarms of October, its 30-day cohort settled by December.
+    org = Org(sqlite_store)
+    org.mqls("M1", "2026-09", 10, 6)
+    org.mqls("M1", "2026-10", 15, 4)
+    org.mqls("M2", "2026-09", 10, 5)
+    org.mqls("M2", "2026-10", 12, 7)
+    stored = alarms.evaluate_recent(sqlite_store, s, now=ALARMS_NOW, compute=True)
+    assert {(a.period, a.subject_kind, a.subject_id) for a in stored} == {
+        ("2026-10", "department", "MK"),
+        ("2026-10", "person", "M1"),
     }
-    with sqlite_store.session() as session:
-        for (kpi, period), (value, num, den) in figures.items():
-            session.add(
-                KpiValue(
-                    system="local",
-                    kpi_id=kpi,
-                    subject_kind="org",
-                    subject_id="org",
-                    period=period,
-                    value=value,
-                    numerator=num,
-                    denominator=den,
-                )
-            )
     rt = live(s, sqlite_store, new_crm(s))
-    slot = due_at(When("cron", "0 10 * * mon"), month_start, month_start, rt.calendar)
+    day = ALARMS_NOW.astimezone(TZ).replace(hour=0, minute=0)
+    slot = due_at(When("cron", "0 10 * * mon"), day, day, rt.calendar)
     assert slot.astimezone(TZ).weekday() == 0 and slot.astimezone(TZ).hour == 10
     with runtime.activate(rt):
         early = worker.notify(at=(slot - timedelta(minutes=1)).isoformat())
         assert early["deferred"] == 1 and workspace.messages == []
         assert worker.notify(at=slot.isoformat())["sent"] == 1
         assert worker.notify(at=(slot + timedelta(days=7)).isoformat())["sent"] == 0
-    [alarm] = workspace.posted_to(channels.sales_ops)
-    shown = str(alarm.blocks)
-    assert f"Partial optimisation in {closed}" in alarm.text
-    assert (
-        "MK: MQLs 20 → 26 (+30%), while MQL→meeting rate (IS on MK's leads) 45% → 38% (-16%)"
-        in shown
+    [message] = workspace.posted_to(channels.sales_ops)
+    shown = str(message.blocks)
+    assert "Partial optimisation in 2026-10" in message.text
+    assert "MK: 2026-10 against 2026-09: MQLs: 20 → 27 (+7, +35%" in shown
+    assert "佐藤 愛子 (MK): 2026-10 against 2026-09: MQLs: 10 → 15 (+5, +50%" in shown
+    assert "Ben Walker" not in shown  # both of M2's figures rose
+
+
+def test_only_the_departments_asked_for_are_sent(
+    settings: Settings,
+    sqlite_store: Store,
+    slack: RunningSlack,
+    workspace: Workspace,
+    channels: Channels,
+) -> None:
+    rules = SALES_OPS.replace("subjects: [department, person]", "departments: [IS, FS]")
+    s = notify_settings(
+        settings, rules % {"sales_ops": channels.sales_ops}, slack_url=slack.base_url
     )
-    assert "IS:" not in shown and "FS:" not in shown
+    org = Org(sqlite_store)
+    org.mqls("M1", "2026-09", 10, 6)
+    org.mqls("M1", "2026-10", 15, 4)
+    assert alarms.evaluate_recent(sqlite_store, s, now=ALARMS_NOW, compute=True)
+    rt = live(s, sqlite_store, new_crm(s))
+    with runtime.activate(rt):
+        assert worker.notify(at=(ALARMS_NOW + timedelta(hours=1)).isoformat())["sent"] == 0
+    assert workspace.posted_to(channels.sales_ops) == []
 
 
 OPS = """

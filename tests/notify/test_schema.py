@@ -10,7 +10,6 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from tasuki import kpis
 from tasuki.cli import main
 from tasuki.errors import ConfigError
 from tasuki.notify.event_types import EVENTS
@@ -34,7 +33,7 @@ notifications:
     event: partial_optimisation
     to: [ops]
     when: "every monday"
-    pairs: [{department: MK, own: mk_mqlz, neighbour: mk_mql_to_meeting}]
+    departments: [MK, Sales]
   - id: a
     event: sync_stale
     to: [ops]
@@ -51,7 +50,7 @@ EXPECTED = [
     "12:9: notifications.1.at: Input should be less than 1",
     "16:11: when is business_hours, any_time or a cron expression: 'every monday' has 2 "
     "fields; a cron expression has 5: minute hour day-of-month month day-of-week",
-    "17:35: unknown KPI 'mk_mqlz'; see the kpis files",
+    "17:23: notifications.2.departments.1: Input should be 'MK', 'IS', 'FS' or 'CS'",
     "18:9: duplicate rule id 'a' (first at {file}:4:9)",
     "21:12: notifications.3.after: Value error, a sync is late on the clock: write minutes "
     "or hours, not business",
@@ -59,9 +58,7 @@ EXPECTED = [
 
 
 def test_the_shipped_rules_are_valid_and_cover_every_event_but_none(settings: Settings) -> None:
-    book = load_notification_book(
-        [builtin_path("notifications.yaml")], settings.config, set(kpis.book(settings).kpis)
-    )
+    book = load_notification_book([builtin_path("notifications.yaml")], settings.config)
     assert {r.event for r in book.rules} == set(EVENTS)
     assert set(book.destinations) == {"sales_ops", "ops", "managers"}
     assert book.people.manager_field == "manager"
@@ -73,7 +70,7 @@ def test_every_mistake_is_reported_at_once_with_its_place(
     path = tmp_path / "notifications.yaml"
     path.write_text(BAD, encoding="utf-8")
     with pytest.raises(ConfigError) as caught:
-        load_notification_book([path], settings.config, set(kpis.book(settings).kpis))
+        load_notification_book([path], settings.config)
     shown = [str(p).removeprefix(f"{path}:") for p in caught.value.problems]
     assert shown == [e.replace("{file}", str(path)) for e in EXPECTED]
 
