@@ -147,6 +147,7 @@ def _show(console: Console, settings: Settings, outcome: object) -> None:
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 def worker_command(burst: bool) -> None:
     """Run an RQ worker on TASUKI_REDIS_URL (refuses to start on a bad config or rules file)."""
+    import worker
     from tasuki import logs, runtime
     from tasuki.preflight import WORKER, checked_settings
     from tasuki.queue import MONITORING_INTERVAL, enqueue_once, job_queue
@@ -161,7 +162,7 @@ def worker_command(burst: bool) -> None:
     queue = job_queue(rt.settings)
     # Whatever an earlier worker left owed (it was killed, Redis was restarted) is queued again
     # before this one takes work.
-    enqueue_once(queue, "recover", "worker.recover")
+    enqueue_once(queue, "recover", worker.recover)
     RefreshingWorker(
         [queue], connection=queue.connection, job_monitoring_interval=MONITORING_INTERVAL
     ).work(burst=burst, with_scheduler=True)
@@ -203,7 +204,7 @@ def scheduler_command() -> None:
     cron.register(worker.notify, queue, cron=s.notify)
     cron.register(worker.deliver_agenda, queue, cron=agenda_cron(settings))
     jobs = job_queue(settings, connection)
-    Scheduler(cron, lambda: enqueue_once(jobs, "recover", "worker.recover")).run()
+    Scheduler(cron, lambda: enqueue_once(jobs, "recover", worker.recover)).run()
 
 
 RECOVER_SCHEDULE = "* * * * *"

@@ -101,8 +101,22 @@ def has_heartbeat(queue: Queue, job: Job, abandoned_after: float) -> bool:
     return False
 
 
-def enqueue_once(queue: Queue, job_id: str, func: str, **kwargs: Any) -> Job | None:
+def job_name(func: Callable[..., Any]) -> str:
+    """The name rq stores for a job function (``worker.sync_records``), as owed work keeps it."""
+    return f"{func.__module__}.{func.__qualname__}"
+
+
+def enqueue_once(queue: Queue, job_id: str, func: Callable[..., Any], **kwargs: Any) -> Job | None:
+    """:func:`enqueue_named` for a job function named in code, where mypy sees it."""
+    return enqueue_named(queue, job_id, func, **kwargs)
+
+
+def enqueue_named(
+    queue: Queue, job_id: str, func: Callable[..., Any] | str, **kwargs: Any
+) -> Job | None:
     """Enqueue unless an identical job is already waiting; ``None`` when merged into that one.
+    ``func`` is a function, or the name of one read back from the store (owed work recovered
+    after a restart).
 
     A job that already started (or failed) may have read the record before this change, so the
     work goes to a follow-up job, ``<id>-next``, which later notices merge into in turn; only
@@ -116,15 +130,16 @@ def enqueue_once(queue: Queue, job_id: str, func: str, **kwargs: Any) -> Job | N
         "retry": SYNC_RETRY,
         "description": describe(func, kwargs),
     }
+    target: Any = func  # rq takes a function or its name alike
     try:
         for candidate in (job_id, f"{job_id}-next"):
             try:
-                return queue.enqueue(func, job_id=candidate, unique=True, **options)
+                return queue.enqueue(target, job_id=candidate, unique=True, **options)
             except DuplicateJobError:
                 existing = queue.fetch_job(candidate)
                 if existing is not None and existing.get_status() in _WAITING:
                     return None
-        return queue.enqueue(func, job_id=f"{job_id}-{uuid.uuid4().hex[:8]}", **options)
+        return queue.enqueue(target, job_id=f"{job_id}-{uuid.uuid4().hex[:8]}", **options)
     except redis.RedisError as exc:
         raise QueueUnavailable(f"queue unreachable: {type(exc).__name__}: {exc}") from exc
 
@@ -135,7 +150,8 @@ class JobSpec:
 
     job_id: str
     """Its id (rq's characters are enforced by :func:`rq_job_id`)."""
-    func: str | Callable[..., Any]
+    func: Callable[..., Any] | str
+    """The job function (a name only when read back from the store)."""
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -248,7 +264,7 @@ def _func_name(func: str | Callable[..., Any]) -> str:
     return f"{func.__module__}.{func.__qualname__}"
 
 
-def describe(func: str, kwargs: dict[str, Any]) -> str:
+def describe(func: Callable[..., Any] | str, kwargs: dict[str, Any]) -> str:
     """A job's description, as RQ logs it and ``rq info`` shows it: the function and its small
     arguments; a payload (a provider's whole delivery) is left out and an id list counted."""
     shown = []
@@ -259,40 +275,14 @@ def describe(func: str, kwargs: dict[str, Any]) -> str:
             shown.append(f"{key}=[{len(value)} ids]")
         else:
             shown.append(f"{key}={value!r}")
-    return f"{func}({', '.join(shown)})"[:200]
+    name = func if isinstance(func, str) else job_name(func)
+    return f"{name}({', '.join(shown)})"[:200]
 
 
 def sync_job_id(object: str, ids: Sequence[str]) -> str:
     """The id of the job syncing ``ids`` of CRM object ``object`` (the same ids, the same job)."""
     key = hashlib.sha1("\0".join(sorted(set(ids))).encode()).hexdigest()[:16]
     return rq_job_id(f"sync:{object}:{key}")
-
-
-def sync_job(object: str, ids: Sequence[str]) -> JobSpec:
-    """The job syncing ``ids`` of the CRM object ``object`` (for :func:`enqueue_many`)."""
-    return JobSpec(
-        sync_job_id(object, ids), "worker.sync_records", {"object": object, "ids": sorted(set(ids))}
-    )
-
-
-def enqueue_sync(queue: Queue, object: str, ids: Sequence[str]) -> Job | None:
-    """Queue a sync of CRM records ``ids`` of the CRM object ``object``.
-
-    Notices for the same records that arrive while this job waits are merged into it.
-    """
-    return enqueue_once(
-        queue, sync_job_id(object, ids), "worker.sync_records", object=object, ids=sorted(set(ids))
-    )
-
-
-def enqueue_write_back(queue: Queue) -> Job | None:
-    """Queue one write-back pass; while one is waiting, more requests merge into it."""
-    return enqueue_once(queue, "write_back", "worker.write_back")
-
-
-def enqueue_kpis(queue: Queue) -> Job | None:
-    """Queue one KPI computation; while one is waiting, more requests merge into it."""
-    return enqueue_once(queue, "compute_kpis", "worker.compute_kpis")
 
 
 def recording_key(provider: str, delivery_id: str) -> str:
@@ -303,23 +293,6 @@ def recording_key(provider: str, delivery_id: str) -> str:
 def recording_job_id(provider: str, key: str) -> str:
     """The id of the job that keeps the delivery ``key`` of ``provider``."""
     return rq_job_id(f"recording:{provider}:{key}")
-
-
-def enqueue_recording(queue: Queue, provider: str, key: str, payload: Any) -> Job | None:
-    """Queue keeping one MiiTel/Zoom delivery (``worker.ingest_recording``), ``key`` from
-    :func:`recording_key`."""
-    return enqueue_once(
-        queue,
-        recording_job_id(provider, key),
-        "worker.ingest_recording",
-        provider=provider,
-        payload=payload,
-    )
-
-
-def enqueue_match_recordings(queue: Queue) -> Job | None:
-    """Queue one pass linking pending recordings; while one waits, more requests merge into it."""
-    return enqueue_once(queue, "match_recordings", "worker.match_recordings")
 
 
 def current_job_id() -> str | None:

@@ -9,8 +9,9 @@ import pytest
 from rq import Queue
 from rq.job import JobStatus
 
-from tasuki.queue import enqueue_sync, job_queue
+from tasuki.queue import job_queue
 from tasuki.settings import Settings
+from worker import enqueue_sync
 
 
 @pytest.fixture

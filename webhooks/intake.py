@@ -41,10 +41,11 @@ from sqlalchemy.orm import Session
 from tasuki import logs
 from tasuki.errors import QueueUnavailable, StoreUnavailable, TasukiError
 from tasuki.owed import Owed, Owing, owe_all
-from tasuki.queue import JobSpec, enqueue_many, recording_key, sync_job
+from tasuki.queue import JobSpec, enqueue_many, job_name, recording_key
 from tasuki.store.db import Store
 from tasuki.store.models import Delivery
 from tasuki.store.upsert import dialect_insert
+from worker import sync_job
 
 log = logging.getLogger(__name__)
 
@@ -423,7 +424,7 @@ class Intake:
 
     def take(self, provider: str, deliveries: Sequence[Work]) -> Taken:
         """Record the new deliveries and queue one sync per CRM object for their records
-        (merged into an identical waiting job, as ``tasuki.queue.enqueue_sync`` does).
+        (merged into an identical waiting job, as ``worker.enqueue_sync`` does).
 
         Raises :class:`QueueUnavailable` or :class:`StoreUnavailable` with nothing recorded.
         """
@@ -440,14 +441,17 @@ class Intake:
         duplicates = len(deliveries) - len(ticket.new)
         return Taken(accepted, duplicates, len(ticket.new) - accepted, jobs)
 
-    def accept(self, provider: str, delivery_id: str, func: str, kwargs: dict[str, Any]) -> bool:
+    def accept(
+        self, provider: str, delivery_id: str, func: Callable[..., Any], kwargs: dict[str, Any]
+    ) -> bool:
         """Record one delivery and queue ``func(**kwargs)``; False when it was a duplicate.
 
         Raises :class:`QueueUnavailable` or :class:`StoreUnavailable` with nothing recorded.
         """
         key = recording_key(provider, delivery_id)
-        job_id = f"{func.replace('.', '_')}-{provider}-{key}"
-        payload = {"func": func, "kwargs": kwargs}
+        name = job_name(func)
+        job_id = f"{name.replace('.', '_')}-{provider}-{key}"
+        payload = {"func": name, "kwargs": kwargs}
         ticket = self._submit(
             provider,
             [delivery_id],

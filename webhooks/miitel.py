@@ -16,6 +16,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+import worker
 from tasuki.providers import RECEIVER_SECRETS
 from tasuki.recordings import miitel
 from tasuki.recordings.capture import compact, first
@@ -25,7 +26,7 @@ from webhooks.limits import MAX_DELIVERY_ID, Refused, id_problem, load_json, sam
 
 TOKEN_NAME = RECEIVER_SECRETS["miitel"]
 
-Accept = Callable[[str, str, str, dict[str, Any]], bool]
+Accept = Callable[[str, str, Callable[..., Any], dict[str, Any]], bool]
 """The shared intake: (provider, delivery id, job function, job kwargs) → queued (False when the
 delivery was seen before)."""
 
@@ -61,7 +62,7 @@ def blueprint(settings: Settings, accept: Accept) -> Blueprint:
         queued = accept(
             miitel.PROVIDER,
             delivery,
-            "worker.ingest_recording",
+            worker.ingest_recording,
             {"provider": miitel.PROVIDER, "payload": compact(payload)},
         )
         return jsonify(accepted=int(queued), duplicates=int(not queued)), 200

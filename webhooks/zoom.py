@@ -18,6 +18,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+import worker
 from tasuki.providers import RECEIVER_SECRETS
 from tasuki.recordings import zoom
 from tasuki.recordings.capture import compact
@@ -29,7 +30,7 @@ SECRET_NAME = RECEIVER_SECRETS["zoom"]
 MAX_PLAIN_TOKEN = 200
 """Longest ``plainToken`` answered (Zoom sends 22 characters)."""
 
-Accept = Callable[[str, str, str, dict[str, Any]], bool]
+Accept = Callable[[str, str, Callable[..., Any], dict[str, Any]], bool]
 """The shared intake: (provider, delivery id, job function, job kwargs) → queued (False when the
 delivery was seen before)."""
 
@@ -81,7 +82,7 @@ def blueprint(
         queued = accept(
             zoom.PROVIDER,
             delivery,
-            "worker.ingest_recording",
+            worker.ingest_recording,
             {"provider": zoom.PROVIDER, "payload": compact(payload)},
         )
         return jsonify(accepted=int(queued), duplicates=int(not queued)), 200

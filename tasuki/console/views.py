@@ -490,8 +490,8 @@ def explain() -> ResponseReturnValue:
 @ops_required
 def compute_kpis() -> ResponseReturnValue:
     """Queue a KPI computation now (ops only)."""
-    from tasuki.queue import enqueue_kpis
     from webhooks import services
+    from worker import enqueue_kpis
 
     enqueue_kpis(services().queue)
     return render_template("console/done.html", message=_("KPI computation queued.")), 202

@@ -23,13 +23,14 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from sqlalchemy import func, select
 
+import worker
 from connectors.local import LocalCrm
 from tasuki import logs, runtime
 from tasuki.demo.org import OrgSpec, generate
 from tasuki.demo.recordings import deliver as deliver_recordings
 from tasuki.demo.recordings import with_provider_secrets
 from tasuki.errors import TasukiError
-from tasuki.queue import connect, enqueue_write_back, job_queue
+from tasuki.queue import connect, job_queue
 from tasuki.settings import Settings
 from tasuki.store.db import open_store
 from tasuki.store.models import LedgerEntry, WriteRun, utcnow
@@ -201,7 +202,7 @@ def run_demo(settings: Settings, spec: OrgSpec, progress: Progress) -> DemoOutco
                 break
             _deliver(crm, client, secret, outcome, progress)
             _work(queue, outcome, progress)
-        enqueue_write_back(queue)
+        worker.enqueue_write_back(queue)
         _work(queue, outcome, progress)
     outcome.pipeline_seconds = time.perf_counter() - pipeline_started
     outcome.read_calls = crm.calls["read"] - reads_before

@@ -194,7 +194,7 @@ def test_old_runs_are_pruned_and_an_idle_recovery_leaves_no_row(
 
 def test_job_descriptions_leave_payloads_out(settings: Settings, redis_url: str) -> None:
     """What RQ logs and ``tasuki jobs failed`` shows of a job: never a provider's payload."""
-    from tasuki.queue import enqueue_recording, enqueue_sync
+    from worker import enqueue_recording, enqueue_sync
 
     queue = job_queue(dataclasses.replace(settings, redis_url=redis_url))
     try:

@@ -5,6 +5,7 @@ linked, the IS→FS rule sees the qualifying call, and the links are written bac
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -40,7 +41,9 @@ def test_the_demo_orgs_recordings_reach_the_rules_and_the_crm(
     connection = connect(settings)
     queue = job_queue(settings, connection)
 
-    def intake(provider: str, delivery: str, func: str, kwargs: dict[str, Any]) -> bool:
+    def intake(
+        provider: str, delivery: str, func: Callable[..., Any], kwargs: dict[str, Any]
+    ) -> bool:
         with sqlite_store.session() as s:
             rows = [{"provider": provider, "delivery_id": delivery}]
             if not insert_ignore(s, Delivery, rows, ["provider", "delivery_id"]):

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -44,7 +44,9 @@ def queue(settings: Settings, redis_url: str) -> Iterator[Queue]:
 
 
 def _app(settings: Settings, store: Store, queue: Queue, clock: float | None = None) -> Flask:
-    def _intake(provider: str, delivery: str, func: str, kwargs: dict[str, Any]) -> bool:
+    def _intake(
+        provider: str, delivery: str, func: Callable[..., Any], kwargs: dict[str, Any]
+    ) -> bool:
         with store.session() as s:
             rows = [{"provider": provider, "delivery_id": delivery}]
             if not insert_ignore(s, Delivery, rows, ["provider", "delivery_id"]):

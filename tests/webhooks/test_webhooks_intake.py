@@ -15,13 +15,15 @@ from pydantic import SecretStr
 from rq import Queue
 from sqlalchemy import select
 
+import worker
 from tasuki.errors import QueueUnavailable, StoreUnavailable
 from tasuki.owed import Owing
-from tasuki.queue import enqueue_sync, job_queue
+from tasuki.queue import job_queue
 from tasuki.settings import Settings
 from tasuki.store.db import Store, open_store
 from tasuki.store.models import Delivery, OwedWork
 from webhooks.intake import Admitted, Intake, Work, _Ticket, verify_hmac_sha256_hex
+from worker import enqueue_sync
 
 KEY = SecretStr("k3y")
 BODY = b'{"notices": []}'
@@ -153,8 +155,8 @@ def test_take_queues_one_sync_per_object_for_the_new_deliveries(
 
 def test_accept_queues_one_job_per_new_delivery(intake: Intake, queue: Queue) -> None:
     kwargs = {"provider": "zoom", "payload": {"id": 1}}
-    assert intake.accept("zoom", "m-1", "worker.ingest_recording", kwargs) is True
-    assert intake.accept("zoom", "m-1", "worker.ingest_recording", kwargs) is False
+    assert intake.accept("zoom", "m-1", worker.ingest_recording, kwargs) is True
+    assert intake.accept("zoom", "m-1", worker.ingest_recording, kwargs) is False
     [job_id] = queue.job_ids
     job = queue.fetch_job(job_id)
     assert job is not None and job.func_name == "worker.ingest_recording"
