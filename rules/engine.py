@@ -33,7 +33,7 @@ from rules.schema import Rule, RuleSet, normalize_boundary, parse_rules_file, wr
 from tasuki.calendar import BusinessCalendar
 from tasuki.errors import ConfigError, Problem
 from tasuki.verdicts import HandoffContext, Outcome, Severity, Verdict, Violation
-from tasuki.yamlsource import load
+from tasuki.yamlsource import load_all
 
 _PASSED = Verdict(Outcome.PASSED, 100, ())
 _Plan = tuple[
@@ -227,13 +227,8 @@ def load_rulebook(paths: Sequence[Path], catalog: Mapping[str, Sequence[str]]) -
     rule_sets: list[RuleSet] = []
     digest = hashlib.sha256()
     first_seen: dict[str, str] = {}
-    for path in paths:
-        try:
-            doc = load(path)
-        except ConfigError as exc:
-            problems.extend(exc.problems)
-            continue
-        content = Path(path).read_bytes()
+    for doc in load_all(paths, problems):
+        content = Path(doc.file).read_bytes()
         digest.update(len(content).to_bytes(8, "big") + content)
         sets, found = parse_rules_file(doc, catalog)
         problems.extend(found)

@@ -42,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tasuki.errors import ConfigError, Problem
 from tasuki.kpis.periods import PeriodKind, first_month
-from tasuki.yamlsource import Located, load, problems_from_validation
+from tasuki.yamlsource import Located, load_all, problems_from_validation
 
 DEPARTMENT_PAIRS = {f"{a}→{b}" for a in ("MK", "IS", "FS", "CS") for b in ("MK", "IS", "FS", "CS")}
 """Every well-formed boundary id; a KPI may name one the config does not detect (yet)."""
@@ -451,12 +451,7 @@ def load_kpibook(
     changes: list[TargetChange] = []
     parsed_files: list[tuple[Located, KpiFile]] = []
     known_ids: set[str] = set()
-    for path in paths:
-        try:
-            doc = load(path)
-        except ConfigError as exc:
-            problems.extend(exc.problems)
-            continue
+    for doc in load_all(paths, problems):
         try:
             parsed = KpiFile.model_validate(doc.data)
         except ValidationError as exc:
