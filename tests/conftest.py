@@ -2,8 +2,9 @@
 
 PostgreSQL and Redis are the machine's real servers (``TASUKI_TEST_POSTGRES_URL``,
 ``TASUKI_TEST_REDIS_URL``). Each test session gets its own PostgreSQL database and each test its
-own queue name, so several runs can share the servers. When ``TASUKI_REQUIRE_SERVICES`` is set
-(CI), a missing server fails the run instead of skipping.
+own queue name; each run empties its own Redis database first (:func:`_empty_redis_database`).
+When ``TASUKI_REQUIRE_SERVICES`` is set (CI), a missing server fails the run instead of
+skipping.
 """
 
 from __future__ import annotations
@@ -18,6 +19,18 @@ import redis
 from tasuki.settings import Settings, load_settings
 from tasuki.store.db import Store, open_store
 from tests.services import REDIS_URL, fresh_database, unavailable
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _empty_redis_database() -> None:
+    """Each run (each pytest-xdist worker) starts on an empty Redis database of its own: rq's
+    job ids are global to a database, so a job hash an earlier, killed run left behind would be
+    taken for a job still waiting. Runs side by side therefore need databases of their own
+    (``TASUKI_TEST_REDIS_URL``'s database index; xdist workers take the next ones)."""
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).flushdb()
+    except redis.RedisError:
+        pass  # the tests that need Redis skip, or fail under CI, on their own
 
 
 @pytest.fixture(scope="session")
