@@ -178,14 +178,10 @@ class Runtime:
         return changed
 
     def _reload_kpis(self) -> None:
-        """Forget the KPI book read before the change and validate the new files now."""
+        """Validate the changed KPI files now (a broken one fails the job with its problems)."""
         from tasuki import kpis
-        from tasuki.kpis import books
 
-        # The KPI book is cached by tasuki.kpis.books per config, not per content: drop it so
-        # the next reading sees the new files (until the book hangs off the runtime itself).
-        books._books.clear()
-        kpis.book(self.settings)
+        kpis.book(self.settings)  # memoised by the files' stamps: this reads the new files
 
     @cached_property
     def calendar(self) -> BusinessCalendar:

@@ -1,9 +1,12 @@
 """The KPI book a process works with and the company's periods.
 
-The book (the validated ``kpis:`` files of the config) is read once per config and kept."""
+The book (the validated ``kpis:`` files of the config) is a pure function of the files and the
+config; :func:`book` memoises it by the files' size and modification time (a ``stat`` each) and
+the config, so an edited file is read again on the next call and nobody clears a cache."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
@@ -12,19 +15,42 @@ from tasuki.kpis.periods import period_of
 from tasuki.kpis.schema import KpiBook, load_kpibook
 from tasuki.settings import Settings
 
-_books: dict[tuple[tuple[str, ...], str], KpiBook] = {}
+_Key = tuple[tuple[str, ...], tuple[tuple[int, int], ...], str]
+_read: dict[_Key, KpiBook] = {}
+"""Books read, by their files' paths and stamps and the config's JSON: a memo of a pure
+function (an edited file has new stamps and is read again), at most :data:`_KEPT` of them."""
+_KEPT = 16
 
 
 def book(settings: Settings) -> KpiBook:
-    """The validated KPI book named in the config (read once per config; ConfigError if bad)."""
+    """The validated KPI book named in the config (ConfigError if bad), read again only when a
+    file or the config changed."""
+    paths = tuple(str(p) for p in settings.kpi_paths)
     cfg = settings.config
-    key = (tuple(str(p) for p in settings.kpi_paths), cfg.model_dump_json())
-    if key not in _books:
+    key = (paths, _stamps(paths), cfg.model_dump_json())
+    found = _read.get(key)
+    if found is None:
         boundaries: dict[str, str | None] = {b.id: b.object for b in cfg.boundaries}
-        _books[key] = load_kpibook(
+        found = load_kpibook(
             list(settings.kpi_paths), catalog(cfg), boundaries, related=cfg.related
         )
-    return _books[key]
+        if len(_read) >= _KEPT:
+            _read.clear()
+        _read[key] = found
+    return found
+
+
+def _stamps(paths: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
+    """Size and modification time of each file (a ``stat`` each; (-1, -1) when missing)."""
+    out = []
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except OSError:
+            out.append((-1, -1))
+        else:
+            out.append((st.st_mtime_ns, st.st_size))
+    return tuple(out)
 
 
 def company_tz(settings: Settings) -> ZoneInfo:
