@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import logging
-import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -34,28 +33,13 @@ import redis
 from tasuki.crm import Connector
 from tasuki.settings import Settings, load_settings
 from tasuki.store.db import Store, open_store
+from tasuki.yamlsource import Stamps, file_stamps
 
 if TYPE_CHECKING:
     from rules import Rulebook
     from tasuki.calendar import BusinessCalendar
 
 log = logging.getLogger(__name__)
-
-Stamps = tuple[tuple[str, int, int], ...]
-"""(path, modification time in ns, size) of each watched file; (-1, -1) for a missing one."""
-
-
-def file_stamps(paths: Sequence[Path]) -> Stamps:
-    """Size and modification time of each file: a ``stat`` each, no read."""
-    out = []
-    for p in paths:
-        try:
-            st = os.stat(p)
-        except OSError:
-            out.append((str(p), -1, -1))
-        else:
-            out.append((str(p), st.st_mtime_ns, st.st_size))
-    return tuple(out)
 
 
 def content_digest(paths: Sequence[Path]) -> str:

@@ -12,6 +12,7 @@ problem at the alias's or the value's place.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,6 +161,23 @@ def loads(text: str, file: str) -> Located:
     if problems:
         raise ConfigError(problems)
     return out
+
+
+Stamps = tuple[tuple[str, int, int], ...]
+"""(path, modification time in ns, size) of each watched file; (-1, -1) for a missing one."""
+
+
+def file_stamps(paths: Sequence[Path]) -> Stamps:
+    """Size and modification time of each file: a ``stat`` each, no read."""
+    out = []
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except OSError:
+            out.append((str(p), -1, -1))
+        else:
+            out.append((str(p), st.st_mtime_ns, st.st_size))
+    return tuple(out)
 
 
 def load(path: str | Path) -> Located:

@@ -21,6 +21,7 @@ from tasuki.alarms.evaluation import (
     evaluate,
     evaluate_recent,
     last_closed_period,
+    recent_periods,
     settles_at,
     unsettled,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "evaluate",
     "evaluate_recent",
     "last_closed_period",
+    "recent_periods",
     "load_alarm_book",
     "raised",
     "settles_at",

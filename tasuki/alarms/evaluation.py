@@ -378,11 +378,19 @@ def evaluate_recent(
     """:func:`evaluate` the last two closed periods at ``now``: the one before the last is
     where pairs with a cohort window (MQL→meeting within 30 days) settle. What a nightly job
     calls after the KPIs of the closed period are recomputed (hence ``compute`` off)."""
+    now = now or datetime.now(UTC)
+    return [
+        alarm
+        for period in recent_periods(settings, now)
+        for alarm in evaluate(store, settings, period, now=now, compute=compute)
+    ]
+
+
+def recent_periods(settings: Settings, now: datetime) -> tuple[str, str]:
+    """The last two closed periods at ``now``, older first: those the nightly job evaluates
+    and notifications send."""
     from tasuki import kpis
 
-    now = now or datetime.now(UTC)
     b = kpis.book(settings)
     last = last_closed_period(settings, now)
-    before = previous(last, b.period, b.fiscal_year_start, kpis.company_tz(settings))
-    found = evaluate(store, settings, before, now=now, compute=compute)
-    return found + evaluate(store, settings, last, now=now, compute=compute)
+    return previous(last, b.period, b.fiscal_year_start, kpis.company_tz(settings)), last

@@ -6,7 +6,6 @@ the config, so an edited file is read again on the next call and nobody clears a
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
@@ -14,10 +13,11 @@ from tasuki.catalog import catalog
 from tasuki.kpis.periods import period_of
 from tasuki.kpis.schema import KpiBook, load_kpibook
 from tasuki.settings import Settings
+from tasuki.yamlsource import Stamps, file_stamps
 
-_Key = tuple[tuple[str, ...], tuple[tuple[int, int], ...], str]
+_Key = tuple[Stamps, str]
 _read: dict[_Key, KpiBook] = {}
-"""Books read, by their files' paths and stamps and the config's JSON: a memo of a pure
+"""Books read, by their files' stamps (paths included) and the config's JSON: a memo of a pure
 function (an edited file has new stamps and is read again), at most :data:`_KEPT` of them."""
 _KEPT = 16
 
@@ -25,9 +25,8 @@ _KEPT = 16
 def book(settings: Settings) -> KpiBook:
     """The validated KPI book named in the config (ConfigError if bad), read again only when a
     file or the config changed."""
-    paths = tuple(str(p) for p in settings.kpi_paths)
     cfg = settings.config
-    key = (paths, _stamps(paths), cfg.model_dump_json())
+    key = (file_stamps(settings.kpi_paths), cfg.model_dump_json())
     found = _read.get(key)
     if found is None:
         boundaries: dict[str, str | None] = {b.id: b.object for b in cfg.boundaries}
@@ -38,19 +37,6 @@ def book(settings: Settings) -> KpiBook:
             _read.clear()
         _read[key] = found
     return found
-
-
-def _stamps(paths: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
-    """Size and modification time of each file (a ``stat`` each; (-1, -1) when missing)."""
-    out = []
-    for p in paths:
-        try:
-            st = os.stat(p)
-        except OSError:
-            out.append((-1, -1))
-        else:
-            out.append((st.st_mtime_ns, st.st_size))
-    return tuple(out)
 
 
 def company_tz(settings: Settings) -> ZoneInfo:

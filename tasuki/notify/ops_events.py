@@ -45,17 +45,11 @@ RECENT = timedelta(days=7)
 def partial_optimisation(scene: Scene, rule: NotificationRule) -> list[Occurrence]:
     """The stored partial-optimisation alarms (:mod:`tasuki.alarms`, evaluated nightly) of the
     last two closed periods: one message per period, listing each alarm with its figures."""
-    from tasuki import alarms, kpis
-    from tasuki.kpis.periods import previous
+    from tasuki import alarms
 
     options: PartialOptions = rule.options
-    settings = scene.rt.settings
-    book = kpis.book(settings)
-    tz = kpis.company_tz(settings)
-    fy = book.fiscal_year_start
-    closed = alarms.last_closed_period(settings, scene.now)
     out = []
-    for period in (previous(closed, book.period, fy, tz), closed):
+    for period in alarms.recent_periods(scene.rt.settings, scene.now):
         found = [
             a
             for a in alarms.raised(scene.session, period, system=scene.system)
