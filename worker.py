@@ -31,6 +31,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from tasuki import alarms, replan, runtime
+from tasuki.deliveries import DELIVERY_MEMORY, Journal
 from tasuki.errors import TasukiError
 from tasuki.facts import keep_history_before
 from tasuki.judging import Judged, judge_owed, judge_with_dependents, verdict_values
@@ -178,11 +179,6 @@ def sla_sweep() -> dict[str, int]:
         enqueue_kpis(queue)
         enqueue_write_back(queue)
     return {"verdicts_changed": changed}
-
-
-DELIVERY_MEMORY = timedelta(days=7)
-"""How long delivery ids are remembered for dedupe: past every provider's retry window
-(HubSpot retries for 24 hours, Salesforce Outbound Messages for 24 hours, Zoom for 3 days)."""
 
 
 @recorded
@@ -438,6 +434,11 @@ def recover() -> dict[str, int]:
     rt = runtime.current()
     recovery = rt.settings.config.recovery
     queue = job_queue(rt.settings, rt.redis_connection)
+    # Deliveries accepted and not yet in the store (no server running to take them, or one
+    # killed mid-take): taken first, so what they owe is recovered below with the rest.
+    stored = Journal(queue).take(
+        rt.store, sync_job, claim_after_ms=int(recovery.abandoned_after_seconds * 1000)
+    )
     with rt.store.session() as session:
         debts = stale(session, timedelta(seconds=recovery.grace_seconds))
     alive: dict[str, bool] = {}
@@ -449,7 +450,7 @@ def recover() -> dict[str, int]:
             alive[d.job_id] = is_alive(queue, d.job_id, recovery.abandoned_after_seconds)
         return not alive[d.job_id]
 
-    figures: dict[str, int] = {}
+    figures: dict[str, int] = {"deliveries_stored": stored.new} if stored.new else {}
 
     lost = [d for d in debts if orphaned(d)]
     by_kind: dict[Owed, list[Debt]] = {}

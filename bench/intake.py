@@ -263,6 +263,8 @@ class Result:
     rate: float
     p99_ms: float
     checked: str
+    store_lag: float = 0.0
+    """Seconds from the last answer until the server had every accepted notice in the store."""
 
 
 def run_baseline(folder: Path, redis_url: str, n: int, clients: int, threads: int) -> Result:
@@ -288,6 +290,20 @@ def tasuki_env(folder: Path, redis_url: str, database_url: str) -> dict[str, str
         TASUKI_LOG_LEVEL="WARNING",
     )
     return env
+
+
+def stored_after(redis_url: str, seconds: float = 120) -> float:
+    """Seconds until the server's intake stream is empty: every accepted notice in the store
+    and its sync queued (the server takes them beside its request threads)."""
+    import redis
+
+    conn = redis.Redis.from_url(redis_url)
+    started = time.perf_counter()
+    while conn.xlen("tasuki:intake:tasuki"):
+        if time.perf_counter() - started > seconds:
+            raise RuntimeError("the server never stored what it accepted")
+        time.sleep(0.01)
+    return time.perf_counter() - started
 
 
 def check_tasuki(database_url: str, redis_url: str, prefix: str, got: Load, n: int) -> list[str]:
@@ -347,12 +363,14 @@ def run_tasuki(
         load(port, bodies(f"w{name}", WARM_UP), clients)
         payloads = bodies(name, n)
         got = load(port, payloads, clients)
+        lag = stored_after(redis_url)
         again = load(port, payloads, clients)
+        stored_after(redis_url)
     problems = check_tasuki(database_url, redis_url, name, got, n)
     duplicates = sum(a.get("duplicates", 0) for a in again.answers)
     if duplicates != n:
         problems.append(f"retries: {duplicates} of {n} answered as duplicates")
-    return Result(name, got.rate, got.p99_ms, "; ".join(problems) or "ok")
+    return Result(name, got.rate, got.p99_ms, "; ".join(problems) or "ok", lag)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -387,7 +405,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(
                     f"{backend:<11} baseline {base.rate:7,.0f}/s p99 {base.p99_ms:6.1f} ms | "
                     f"tasuki {mine.rate:7,.0f}/s p99 {mine.p99_ms:6.1f} ms | "
-                    f"ratio {ratio:.2f}x | {mine.checked}",
+                    f"ratio {ratio:.2f}x | in the store {1000 * mine.store_lag:,.0f} ms after "
+                    f"the last answer | {mine.checked}",
                     flush=True,
                 )
                 failed |= mine.checked != "ok" or base.checked != "ok"

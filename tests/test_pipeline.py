@@ -26,6 +26,7 @@ from tasuki.queue import connect, job_queue
 from tasuki.settings import Settings
 from tasuki.store.db import Store
 from tasuki.store.models import Handoff, Verdict, WriteRun
+from tests.notices import taking_client
 from webhooks import create_app
 from webhooks.local import signed_headers
 
@@ -102,7 +103,7 @@ def test_a_crm_change_travels_the_whole_pipeline(live: tuple[Settings, Store]) -
     queue = job_queue(settings)
     app = create_app(settings, store=store, queue=queue)
     secret = "test-webhook-secret"
-    with app.test_client() as client:
+    with taking_client(app) as client:
         accepted, duplicates = _deliver(client, crm, secret)
         assert accepted > 100 and duplicates == 0
         assert queue.count > 0
@@ -146,7 +147,7 @@ def test_the_same_notice_twice_makes_one_handoff_and_no_second_write(
     app = create_app(settings, store=sqlite_store, queue=queue)
     rt = runtime.Runtime(settings, sqlite_store, crm, redis_connection=connection)
     notices = crm.pending_notices(10**6)
-    with runtime.activate(rt), app.test_client() as client:
+    with runtime.activate(rt), taking_client(app) as client:
         _deliver(client, crm, "test-webhook-secret")
         _work(queue)
         echoes, _ = _deliver(client, crm, "test-webhook-secret")  # our own writes coming back

@@ -1,8 +1,9 @@
 """The webhook app: ``create_app(settings)``, one blueprint per provider, one intake path.
 
-A request is verified, its delivery ids recorded and its work enqueued in one transaction, and
-answered; no request ever calls a CRM. Queue or store down → 503 with ``Retry-After``, nothing
-recorded, so the provider's retry is taken as new. Every error is answered as JSON, and nothing
+A request is verified, its new delivery ids and their work recorded in one Redis call
+(:mod:`webhooks.intake`), and answered; no request ever calls a CRM or waits for the store.
+Redis down → 503 with ``Retry-After``, nothing recorded, so the provider's retry is taken as
+new. Every error is answered as JSON, and nothing
 a request carries is answered 5xx: a receiver refuses what the store cannot take
 (:mod:`webhooks.limits`) with 400, and what one misses but can only be the request's fault
 (:data:`~webhooks.limits.REQUEST_FAULTS`) the app answers 400 too. Bodies over
@@ -78,8 +79,8 @@ def create_app(
     init_console(app, settings)  # the Sales Ops console, behind its login
     app.register_blueprint(local.blueprint(intake, settings.webhook_secret))
     app.register_blueprint(health.blueprint(intake))
-    app.register_blueprint(salesforce.blueprint(settings, store, queue.connection))
-    app.register_blueprint(hubspot.blueprint(settings, store, queue.connection))
+    app.register_blueprint(salesforce.blueprint(settings, store, intake=intake))
+    app.register_blueprint(hubspot.blueprint(settings, store, intake=intake))
     app.register_blueprint(zoom.blueprint(settings, intake.accept))
     app.register_blueprint(miitel.blueprint(settings, intake.accept))
 

@@ -38,13 +38,14 @@ from flask import Blueprint, Response, jsonify, request
 from hubspot.utils.signature import Signature
 from sqlalchemy import select, tuple_
 
+from tasuki.deliveries import Notice
 from tasuki.errors import QueueUnavailable
 from tasuki.mapping import ledger_value
 from tasuki.queue import job_queue
 from tasuki.settings import Settings
 from tasuki.store.db import Store
 from tasuki.store.models import LedgerEntry
-from webhooks.intake import Intake, Work
+from webhooks.intake import Intake
 from webhooks.limits import (
     MAX_DELIVERY_ID,
     MAX_RECORD_ID,
@@ -297,12 +298,14 @@ def blueprint(
     *,
     clock: Callable[[], float] = time.time,
     app_id: str | None = None,
+    intake: Intake | None = None,
 ) -> Blueprint:
     """The HubSpot receiver, bound to settings, the store (deliveries, ledger) and the queue.
 
     ``app_id`` is tasuki's own HubSpot app (default ``settings.hubspot.app_id``,
     ``TASUKI_HUBSPOT_APP_ID``)."""
     bp = Blueprint("hubspot", __name__)
+    intake = intake or Intake(store, job_queue(settings, connection))
     secret = settings.hubspot.client_secret
     own_app = app_id if app_id is not None else settings.hubspot.app_id
 
@@ -328,7 +331,7 @@ def blueprint(
         except BadDelivery as exc:
             return jsonify(error=str(exc)), 400
         try:
-            accepted, duplicates, ignored = _take(events, store, settings, connection, own_app)
+            accepted, duplicates, ignored = _take(events, store, intake, own_app)
         except QueueUnavailable as exc:
             return jsonify(error=str(exc)), 503
         return jsonify(accepted=accepted, duplicates=duplicates, ignored=ignored), 200
@@ -339,8 +342,7 @@ def blueprint(
 def _take(
     events: list[Event],
     store: Store,
-    settings: Settings,
-    connection: redis.Redis | None,
+    intake: Intake,
     app_id: str | None,
 ) -> tuple[int, int, int]:
     """Record new deliveries and queue their syncs through the shared intake path; echoes of
@@ -349,13 +351,13 @@ def _take(
     Returns (accepted, duplicates, ignored)."""
     echoes = ledger_echoes(store, events)
     work = [
-        Work(
+        Notice(
             e.delivery_id,
             [] if e.delivery_id in echoes or is_own_change(e, app_id) else list(e.records),
         )
         for e in events
     ]
-    taken = Intake(store, job_queue(settings, connection)).take(PROVIDER, work)
+    taken = intake.take(PROVIDER, work)
     return taken.accepted, taken.duplicates, taken.ignored
 
 

@@ -21,7 +21,8 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from pydantic import SecretStr
 
-from webhooks.intake import Intake, Work, sign_hmac_sha256_hex, verify_hmac_sha256_hex
+from tasuki.deliveries import Notice
+from webhooks.intake import Intake, sign_hmac_sha256_hex, verify_hmac_sha256_hex
 from webhooks.limits import MAX_DELIVERY_ID, MAX_RECORD_ID, Refused, id_problem, load_json
 from webhooks.limits import timestamp as read_timestamp
 
@@ -80,7 +81,7 @@ def _text(value: Any, where: str, longest: int) -> str:
     return str(value)
 
 
-def _notice(n: Any, where: str) -> Work:
+def _notice(n: Any, where: str) -> Notice:
     if not isinstance(n, dict):
         raise BadNotices(f"{where} must be an object")
     unknown = sorted(set(n) - _NOTICE_KEYS)
@@ -99,11 +100,11 @@ def _notice(n: Any, where: str) -> Work:
     by = n.get("changed_by")
     if by is not None and not isinstance(by, str):
         raise BadNotices(f"{where}.changed_by must be a string or null")
-    return Work(delivery, records)
+    return Notice(delivery, records)
 
 
-def parse_notices(body: bytes) -> list[Work]:
-    """The notices of a request body as :class:`Work`; :class:`BadNotices` when malformed."""
+def parse_notices(body: bytes) -> list[Notice]:
+    """The notices of a request body; :class:`BadNotices` when malformed."""
     try:
         data = load_json(body)
     except Refused as exc:
@@ -143,7 +144,7 @@ def blueprint(
             work = parse_notices(body)
         except BadNotices as exc:
             return jsonify(error=str(exc)), 400
-        # QueueUnavailable / StoreUnavailable propagate to the app's 503 handler.
+        # QueueUnavailable propagates to the app's 503 handler.
         taken = intake.take(PROVIDER, work)
         return jsonify(
             accepted=taken.accepted, duplicates=taken.duplicates, ignored=taken.ignored

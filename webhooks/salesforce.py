@@ -30,13 +30,13 @@ from dataclasses import dataclass
 import redis
 from flask import Blueprint, Response, jsonify, request
 
+from tasuki.deliveries import Notice
 from tasuki.errors import QueueUnavailable
 from tasuki.mapping import Mapper
 from tasuki.queue import job_queue
 from tasuki.settings import Settings
 from tasuki.store.db import Store
 from webhooks.intake import Intake, verify_hmac_sha256_hex
-from webhooks.intake import Work as IntakeWork
 from webhooks.limits import MAX_DELIVERY_ID, Refused, id_problem, load_json
 from webhooks.salesforce_messages import (
     ACK,
@@ -80,25 +80,26 @@ def unstorable(deliveries: Sequence[Work]) -> str | None:
     return next(filter(None, problems), None)
 
 
-def take(
-    store: Store,
-    settings: Settings,
-    connection: redis.Redis | None,
-    deliveries: Sequence[Work],
-) -> tuple[int, int, int]:
-    """Record the new deliveries and queue their syncs (one per object) through the shared
-    intake path; a queue failure records nothing. Returns (accepted, duplicates, ignored)."""
-    intake = Intake(store, job_queue(settings, connection))
+def take(intake: Intake, deliveries: Sequence[Work]) -> tuple[int, int, int]:
+    """Record the new deliveries through the shared intake path (their records are synced, one
+    job per object); a queue failure records nothing. Returns (accepted, duplicates, ignored)."""
     taken = intake.take(
         PROVIDER,
-        [IntakeWork(w.delivery_id, [(w.object, rid) for rid in w.record_ids]) for w in deliveries],
+        [Notice(w.delivery_id, [(w.object, rid) for rid in w.record_ids]) for w in deliveries],
     )
     return taken.accepted, taken.duplicates, taken.ignored
 
 
-def blueprint(settings: Settings, store: Store, connection: redis.Redis | None = None) -> Blueprint:
+def blueprint(
+    settings: Settings,
+    store: Store,
+    connection: redis.Redis | None = None,
+    *,
+    intake: Intake | None = None,
+) -> Blueprint:
     """The Salesforce receivers, bound to settings (org id, integration user: ``settings.
-    salesforce``), the store (deliveries) and the queue."""
+    salesforce``) and the intake (the app's, or one on ``store`` and the queue)."""
+    intake = intake or Intake(store, job_queue(settings, connection))
     org_id = settings.salesforce.org_id
     integration_user = settings.salesforce.integration_user_id
     written = _written(settings)
@@ -124,7 +125,7 @@ def blueprint(settings: Settings, store: Store, connection: redis.Redis | None =
         if problem:
             return jsonify(error=f"Notification/Id: {problem}"), 400
         try:
-            take(store, settings, connection, work)
+            take(intake, work)
         except QueueUnavailable as exc:
             return jsonify(error=str(exc)), 503
         return ACK, 200, {"Content-Type": "text/xml; charset=utf-8"}
@@ -153,7 +154,7 @@ def blueprint(settings: Settings, store: Store, connection: redis.Redis | None =
         if problem:
             return jsonify(error=f"transactionKey and sequenceNumber: {problem}"), 400
         try:
-            accepted, duplicates, ignored = take(store, settings, connection, work)
+            accepted, duplicates, ignored = take(intake, work)
         except QueueUnavailable as exc:
             return jsonify(error=str(exc)), 503
         return jsonify(accepted=accepted, duplicates=duplicates, ignored=ignored), 200

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+
 import click
+from flask import Flask
 
 from tasuki.settings import Settings
+from webhooks import services
 
 SERVER_BODY_LIMIT = 4 * 1024 * 1024
 """Waitress buffers a whole request before the app sees it: past this it answers 413 itself,
@@ -17,8 +21,6 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080, threads
     Refuses to start without ``TASUKI_WEBHOOK_SECRET`` or with a broken rules or KPI file
     (:class:`~tasuki.errors.ConfigError`), or when the store is unreachable.
     """
-    import waitress
-
     from tasuki import logs
     from tasuki.runtime import build
     from webhooks import create_app, require_webhook_secret
@@ -28,15 +30,33 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080, threads
     rt.validate()
     app = create_app(settings, store=rt.store)
     logs.started("serve", settings, address=f"http://{host}:{port}", threads=str(threads))
-    # Behind a proxy the public URL is what providers sign; waitress serves the local socket.
-    waitress.serve(
-        app,
-        host=host,
-        port=port,
-        threads=threads,
-        ident="tasuki",
-        max_request_body_size=SERVER_BODY_LIMIT,
+    run(app, host, port, threads)
+
+
+def run(app: Flask, host: str, port: int, threads: int) -> None:
+    """Serve ``app`` under waitress until the process is stopped, with the thread that moves
+    accepted deliveries into the store beside the server's (one thread: its batches grow with
+    the load, and no request waits for a commit)."""
+    import waitress
+
+    stop = threading.Event()
+    storing = threading.Thread(
+        target=services(app).intake.keep_storing, args=(stop,), name="intake-store", daemon=True
     )
+    storing.start()
+    try:
+        # Behind a proxy the public URL is what providers sign; waitress serves the local socket.
+        waitress.serve(
+            app,
+            host=host,
+            port=port,
+            threads=threads,
+            ident="tasuki",
+            max_request_body_size=SERVER_BODY_LIMIT,
+        )
+    finally:
+        stop.set()
+        storing.join(timeout=10)
 
 
 @click.command("serve")

@@ -44,6 +44,14 @@ bp = Blueprint("console", __name__, url_prefix="/console", template_folder="temp
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
 
+
+@limiter.request_filter
+def _webhook() -> bool:
+    """Webhooks are signed and retried by their providers, never limited by address: they skip
+    the limiter's per-request look-ups, which cost a webhook more than its Redis call."""
+    return request.path.startswith("/webhooks/")
+
+
 F = TypeVar("F", bound=Callable[..., ResponseReturnValue])
 
 

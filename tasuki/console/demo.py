@@ -53,10 +53,10 @@ def demo_link(store: Store, base_url: str) -> str:
 def serve_demo(settings: Settings, host: str, port: int, threads: int) -> None:
     """Serve webhooks and the console on the demo's store and print the sign-in link."""
     import click
-    import waitress
 
     from tasuki.store.db import open_store
     from webhooks import create_app
+    from webhooks.serve import run
 
     settings = with_demo_secrets(settings)
     store = open_store(settings.database_url)
@@ -64,4 +64,4 @@ def serve_demo(settings: Settings, host: str, port: int, threads: int) -> None:
     app = create_app(settings, store=store)
     click.echo(f"The Sales Ops console on the demo's data; sign in once with:\n\n  {link}\n")
     click.echo("(valid 15 minutes, for one sign-in; Ctrl-C stops the server)")
-    waitress.serve(app, host=host, port=port, threads=threads, ident="tasuki")
+    run(app, host, port, threads)

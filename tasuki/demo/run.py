@@ -164,7 +164,7 @@ def _work(queue: Queue, outcome: DemoOutcome, progress: Progress) -> None:
 
 def run_demo(settings: Settings, spec: OrgSpec, progress: Progress) -> DemoOutcome:
     """Seed (if needed) and push the org through the pipeline; returns what happened."""
-    from webhooks import create_app
+    from webhooks import create_app, services
 
     started = time.perf_counter()
     # Every file the config names is checked before the CRM or the store is touched.
@@ -192,15 +192,20 @@ def run_demo(settings: Settings, spec: OrgSpec, progress: Progress) -> DemoOutco
     reads_before = crm.calls["read"]
     written_since = utcnow()
     pipeline_started = time.perf_counter()
+    # What `tasuki serve`'s taker thread does beside the server: accepted deliveries into the
+    # store, their jobs queued (here once a round's deliveries are in, before the worker runs).
+    intake = services(app).intake
     with runtime.activate(rt), app.test_client() as client:
         if {"zoom", "miitel"} <= set(app.blueprints):
             # The org's calls and meetings reach tasuki as MiiTel and Zoom send them, signed.
             deliver_recordings(crm, client, settings, str(spec.seed), progress)
+            intake.store_waiting()
         for _ in range(3):
             # Round 1: the org's changes. Round 2: our own writes coming back (echoes).
             if not crm.pending_notices(1):
                 break
             _deliver(crm, client, secret, outcome, progress)
+            intake.store_waiting()
             _work(queue, outcome, progress)
         worker.enqueue_write_back(queue)
         _work(queue, outcome, progress)

@@ -20,10 +20,13 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from rq import Queue
 
+from tasuki.queue import job_queue
 from tasuki.settings import Settings
 from tasuki.store.db import Store
 from tasuki.store.models import LedgerEntry
+from tests.notices import taking_client
 from webhooks.hubspot import blueprint, signature_problem, signed_uri
+from webhooks.intake import Intake
 
 SECRET = "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy"
 PUBLIC = "https://tasuki.example.com/hooks"
@@ -82,8 +85,11 @@ def queue_conn(redis_url: str) -> Iterator[redis.Redis]:
 
 def _client(settings: Settings, store: Store, conn: redis.Redis) -> FlaskClient:
     app = Flask(__name__)
-    app.register_blueprint(blueprint(settings, store, conn, clock=lambda: NOW, app_id=APP))
-    return app.test_client()
+    intake = Intake(store, job_queue(settings, conn))
+    app.register_blueprint(
+        blueprint(settings, store, conn, clock=lambda: NOW, app_id=APP, intake=intake)
+    )
+    return taking_client(app, intake)
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ from tasuki import logs
 from tasuki.errors import ConfigError
 from tasuki.settings import Settings, load_settings, masked_url
 from tasuki.store.db import Store
+from tests.notices import taking_client
 from webhooks import create_app
 from webhooks.local import signed_headers
 
@@ -178,7 +179,7 @@ def test_the_access_log_names_the_request_never_its_query_or_headers(
         {"notices": [{"id": "n-77", "object": "Lead", "record_ids": ["00Q1"], "changed_by": "u"}]}
     ).encode()
     secret = SECRETS["TASUKI_WEBHOOK_SECRET"]
-    with app.test_client() as client:
+    with taking_client(app) as client:
         answered = client.post(
             "/webhooks/local", data=body, headers=signed_headers(secret, body)
         ).status_code

@@ -26,6 +26,7 @@ from tasuki.store.db import Store
 from tasuki.store.models import Delivery, Handoff, Recording, Verdict
 from tasuki.store.upsert import insert_ignore
 from tasuki.writeback import write_back
+from tests.notices import taking_client
 from webhooks import miitel as miitel_hook
 from webhooks import zoom as zoom_hook
 
@@ -56,7 +57,7 @@ def test_the_demo_orgs_recordings_reach_the_rules_and_the_crm(
     app.register_blueprint(miitel_hook.blueprint(settings, intake))
     rt = runtime.Runtime(settings, sqlite_store, crm, redis_connection=connection)
     notices = crm.pending_notices(10**6)
-    with runtime.activate(rt), app.test_client() as client:
+    with runtime.activate(rt), taking_client(app) as client:
         sent = demo_recordings.deliver(crm, client, settings, str(SPEC.seed))
         again = demo_recordings.deliver(crm, client, settings, str(SPEC.seed))
         assert sent.calls > 5 and sent.meetings > 3

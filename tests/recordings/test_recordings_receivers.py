@@ -29,6 +29,7 @@ from tasuki.settings import Settings
 from tasuki.store.db import Store
 from tasuki.store.models import Delivery, Recording
 from tasuki.store.upsert import insert_ignore
+from tests.notices import taking_client
 from webhooks import miitel as miitel_hook
 from webhooks import zoom as zoom_hook
 
@@ -74,7 +75,7 @@ def secured(settings: Settings) -> Settings:
 
 @pytest.fixture
 def client(secured: Settings, sqlite_store: Store, queue: Queue) -> Iterator[FlaskClient]:
-    with _app(secured, sqlite_store, queue).test_client() as c:
+    with taking_client(_app(secured, sqlite_store, queue)) as c:
         yield c
 
 
@@ -216,6 +217,6 @@ def test_a_call_event_is_queued_once_and_the_job_keeps_it(
 def test_without_secrets_the_receivers_answer_503(
     settings: Settings, sqlite_store: Store, queue: Queue
 ) -> None:
-    with _app(settings, sqlite_store, queue).test_client() as c:
+    with taking_client(_app(settings, sqlite_store, queue)) as c:
         assert c.post("/webhooks/zoom", json=RECORDING).status_code == 503
         assert c.post("/webhooks/miitel", json=CALL).status_code == 503

@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 from tasuki.queue import job_queue
 from tasuki.settings import Settings
 from tasuki.store.db import Store
+from tests.notices import taking_client
 from tests.salesforce.sf_emulator import INTEGRATION_USER, ORG_ID
 from tests.salesforce.sf_outbound import (
     BARE_DTD,
@@ -24,6 +25,7 @@ from tests.salesforce.sf_outbound import (
     change_event,
     outbound_message,
 )
+from webhooks.intake import Intake
 from webhooks.salesforce import blueprint
 
 ENV = {
@@ -55,8 +57,9 @@ def _client(
 
     app = Flask(__name__)
     configured = replace(settings, salesforce=SalesforceSettings.from_env(env))
-    app.register_blueprint(blueprint(configured, store, conn))
-    return app.test_client()
+    intake = Intake(store, job_queue(configured, conn))
+    app.register_blueprint(blueprint(configured, store, conn, intake=intake))
+    return taking_client(app, intake)
 
 
 def _queued(settings: Settings, conn: redis.Redis) -> list[dict[str, Any]]:

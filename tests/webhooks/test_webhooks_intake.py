@@ -1,5 +1,5 @@
-"""The shared intake path on its own: signatures, and record-then-enqueue in one transaction,
-on SQLite and PostgreSQL with a real Redis queue."""
+"""The shared intake path on its own: signatures, the journal (one Redis call per request) and
+its move into the store, on SQLite and PostgreSQL with a real Redis queue."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 import redis
@@ -16,14 +17,13 @@ from rq import Queue
 from sqlalchemy import select
 
 import worker
-from tasuki.errors import QueueUnavailable, StoreUnavailable
-from tasuki.owed import Owing
+from tasuki.deliveries import Journal, Notice
+from tasuki.errors import QueueUnavailable
 from tasuki.queue import job_queue
 from tasuki.settings import Settings
 from tasuki.store.db import Store, open_store
 from tasuki.store.models import Delivery, OwedWork
-from webhooks.intake import Admitted, Intake, Work, _Ticket, verify_hmac_sha256_hex
-from worker import enqueue_sync
+from webhooks.intake import Intake, verify_hmac_sha256_hex
 
 KEY = SecretStr("k3y")
 BODY = b'{"notices": []}'
@@ -74,171 +74,172 @@ def test_verify_hmac_sha256_hex(signature: str | None, ok: bool) -> None:
     assert verify_hmac_sha256_hex(KEY, BODY, signature) is ok
 
 
-def test_admit_records_new_ids_and_calls_the_action_once_with_them(
-    intake: Intake, store: Store
-) -> None:
-    calls: list[list[str]] = []
-    first = intake.admit("test", ["a", "b", "a"], calls.append)
-    assert first == Admitted(["a", "b"], 1)
-    second = intake.admit("test", ["b", "c"], calls.append)
-    assert second == Admitted(["c"], 1)
-    assert calls == [["a", "b"], ["c"]]
-    assert _recorded(store) == ["a", "b", "c"]
-
-
-def test_admit_does_not_call_the_action_when_nothing_is_new(intake: Intake) -> None:
-    intake.admit("test", ["a"], lambda _: None)
-    calls: list[list[str]] = []
-    assert intake.admit("test", ["a", "a"], calls.append) == Admitted([], 2)
-    assert intake.admit("test", [], calls.append) == Admitted([], 0)
-    assert calls == []
-
-
-def test_delivery_ids_are_per_provider(intake: Intake) -> None:
-    assert intake.admit("zoom", ["same"], lambda _: None).new == ["same"]
-    assert intake.admit("miitel", ["same"], lambda _: None).new == ["same"]
-
-
-@pytest.mark.parametrize(
-    "failure",
-    [QueueUnavailable("queue unreachable"), redis.ConnectionError("refused"), redis.TimeoutError()],
-)
-def test_a_queue_failure_rolls_the_ids_back(
-    intake: Intake, store: Store, queue: Queue, failure: Exception
-) -> None:
-    def enqueue(new: list[str]) -> None:
-        enqueue_sync(queue, "Lead", new)  # some work went in before the failure
-        raise failure
-
-    with pytest.raises(QueueUnavailable):
-        intake.admit("test", ["a", "b"], enqueue)
-    assert _recorded(store) == []
-    # The provider's retry is new, not a duplicate.
-    assert intake.admit("test", ["a", "b"], lambda _: None).new == ["a", "b"]
-
-
-def test_any_other_failure_of_the_action_rolls_back_too(intake: Intake, store: Store) -> None:
-    def enqueue(new: list[str]) -> None:
-        raise RuntimeError("bug")
-
-    with pytest.raises(RuntimeError):
-        intake.admit("test", ["a"], enqueue)
-    assert _recorded(store) == []
-
-
-def test_an_unreachable_store_is_store_unavailable(queue: Queue) -> None:
-    gone = Intake(open_store("postgresql+psycopg://postgres@127.0.0.1:1/x", migrate=False), queue)
-    calls: list[list[str]] = []
-    with pytest.raises(StoreUnavailable, match="store unreachable"):
-        gone.admit("test", ["a"], calls.append)
-    assert calls == [] and queue.count == 0
-
-
-def test_take_queues_one_sync_per_object_for_the_new_deliveries(
-    intake: Intake, queue: Queue
-) -> None:
-    work = [
-        Work("d1", [("Lead", "L1"), ("Lead", "L2")]),
-        Work("d2", [("Opportunity", "O1"), ("Lead", "L1")]),
-        Work("d3", []),  # an echo: recorded, nothing to do
-        Work("d1", [("Lead", "L9")]),  # a repeat inside the request: the first one counts
-    ]
-    taken = intake.take("test", work)
-    assert (taken.accepted, taken.duplicates, taken.ignored) == (2, 1, 1)
-    jobs = [queue.fetch_job(j) for j in taken.jobs]
-    assert [(j.kwargs["object"], j.kwargs["ids"]) for j in jobs if j] == [
-        ("Lead", ["L1", "L2"]),
-        ("Opportunity", ["O1"]),
-    ]
-    assert queue.count == 2
-
-
-def test_accept_queues_one_job_per_new_delivery(intake: Intake, queue: Queue) -> None:
-    kwargs = {"provider": "zoom", "payload": {"id": 1}}
-    assert intake.accept("zoom", "m-1", worker.ingest_recording, kwargs) is True
-    assert intake.accept("zoom", "m-1", worker.ingest_recording, kwargs) is False
-    [job_id] = queue.job_ids
-    job = queue.fetch_job(job_id)
-    assert job is not None and job.func_name == "worker.ingest_recording"
-    assert job.kwargs == kwargs
-
-
 def _sync_rows(store: Store) -> dict[str, str | None]:
     with store.session() as s:
         rows = s.execute(select(OwedWork.record_id, OwedWork.job_id).where(OwedWork.kind == "sync"))
         return {rid: job for rid, job in rows}
 
 
-def test_a_batch_commits_together_and_queues_one_sync_per_object(
+def _queued(queue: Queue) -> dict[str, list[str]]:
+    """The ids each queued sync job takes, by job id."""
+    jobs = [queue.fetch_job(j) for j in queue.job_ids]
+    return {j.id: j.kwargs["ids"] for j in jobs if j is not None}
+
+
+def test_take_records_in_redis_and_the_store_gets_it_with_one_sync_per_object(
     intake: Intake, store: Store, queue: Queue
 ) -> None:
-    """Requests that arrive together are one batch: their new ids, the syncs their records owe
-    (one job per object, for all of them) and their jobs in one Redis call; an id named by two
-    requests of the batch counts for the first."""
-    records = {"d1": [("Lead", "L1")], "d2": [("Lead", "L2"), ("Account", "A1")], "d3": []}
-
-    def ticket(ids: list[str]) -> _Ticket:
-        return _Ticket("test", ids, records=lambda new: [r for i in new for r in records[i]])
-
-    first, second, third = ticket(["d1"]), ticket(["d2", "d1"]), ticket(["d3"])
-    intake.group._run_batch([first, second, third])
-    assert (first.new, second.new, third.new) == (["d1"], ["d2"], ["d3"])
-    assert all(t.error is None and t.done.is_set() for t in (first, second, third))
-    jobs = {j.kwargs["object"]: j for j in map(queue.fetch_job, queue.job_ids) if j is not None}
-    assert {o: j.kwargs["ids"] for o, j in jobs.items()} == {
-        "Account": ["A1"],
-        "Lead": ["L1", "L2"],
-    }
-    # Each record owes its sync to the job that was queued for it.
-    assert _sync_rows(store) == {
-        "A1": jobs["Account"].id,
-        "L1": jobs["Lead"].id,
-        "L2": jobs["Lead"].id,
-    }
-    assert first.queued == [jobs["Lead"].id]
-    assert sorted(q for q in second.queued if q) == sorted([jobs["Account"].id, jobs["Lead"].id])
-    assert third.queued == [] and _recorded(store) == ["d1", "d2", "d3"]
-
-
-def test_one_requests_fault_in_a_batch_fails_that_request_alone(
-    intake: Intake, store: Store, queue: Queue
-) -> None:
-    def broken(_new: list[str]) -> list[Owing]:
-        raise RuntimeError("a bug in one receiver")
-
-    good = _Ticket("test", ["ok"], records=lambda _new: [("Lead", "L1")])
-    bad = _Ticket("test", ["bad"], owes=broken)
-    intake.group._run_batch([good, bad])
-    assert good.error is None and good.new == ["ok"] and queue.count == 1
-    assert isinstance(bad.error, RuntimeError)
-    assert _recorded(store) == ["ok"]  # the faulty request's id was not kept: its retry is new
-
-
-def test_a_queue_failure_fails_the_whole_batch_and_forgets_its_ids(
-    intake: Intake, store: Store, queue: Queue
-) -> None:
-    down = Intake(store, job_queue_at(queue, "redis://127.0.0.1:1/0"))
-    tickets = [
-        _Ticket("test", [f"d{i}"], records=lambda new: [("Lead", n) for n in new]) for i in range(3)
+    work = [
+        Notice("d1", [("Lead", "L1"), ("Lead", "L2")]),
+        Notice("d2", [("Opportunity", "O1"), ("Lead", "L1")]),
+        Notice("d3", []),  # an echo: recorded, nothing to do
+        Notice("d1", [("Lead", "L9")]),  # a repeat inside the request: the first one counts
     ]
-    down.group._run_batch(tickets)
-    assert all(isinstance(t.error, QueueUnavailable) for t in tickets)
-    assert _recorded(store) == []  # every provider's retry is new
-    assert sorted(_sync_rows(store)) == ["d0", "d1", "d2"]  # the owed syncs stay, for recovery
+    taken = intake.take("test", work)
+    assert (taken.accepted, taken.duplicates, taken.ignored) == (2, 1, 1)
+    # The answer came from Redis alone: nothing in the store, nothing queued yet.
+    assert _recorded(store) == [] and queue.count == 0
+    assert intake.journal.backlog() == 1 and intake.arrived.is_set()
+
+    stored = intake.store_waiting()
+    assert (stored.entries, stored.deliveries, stored.new, stored.jobs) == (1, 3, 3, 2)
+    assert _recorded(store) == ["d1", "d2", "d3"]
+    jobs = [queue.fetch_job(j) for j in queue.job_ids]
+    assert sorted((j.kwargs["object"], j.kwargs["ids"]) for j in jobs if j) == [
+        ("Lead", ["L1", "L2"]),
+        ("Opportunity", ["O1"]),
+    ]
+    # Each record owes its sync to the job queued for it; the stream is empty.
+    owed = _sync_rows(store)
+    assert {rid: owed[rid] for rid in ("L1", "L2", "O1")} == {
+        rid: j.id for j in jobs if j for rid in j.kwargs["ids"]
+    }
+    assert intake.journal.backlog() == 0
+
+
+def test_a_retry_is_a_duplicate_before_and_after_the_store_has_it(
+    intake: Intake, store: Store, queue: Queue
+) -> None:
+    assert intake.take("test", [Notice("d1", [("Lead", "L1")])]).accepted == 1
+    assert intake.take("test", [Notice("d1", [("Lead", "L1")])]).duplicates == 1
+    intake.store_waiting()
+    assert intake.take("test", [Notice("d1", [("Lead", "L1")])]).duplicates == 1
+    assert intake.store_waiting().entries == 0 and queue.count == 1
+
+
+def test_redis_forgetting_a_delivery_id_still_does_the_work_once(
+    intake: Intake, store: Store, queue: Queue
+) -> None:
+    """Redis restarted without its data forgets which ids it saw: the provider's retry is
+    taken again, and the store, which remembers, makes it a duplicate there (no second sync)."""
+    intake.take("test", [Notice("d1", [("Lead", "L1")])])
+    intake.store_waiting()
+    queue.connection.delete(intake.journal.seen_key("test", "d1"))
+    assert intake.take("test", [Notice("d1", [("Lead", "L1")])]).accepted == 1
+    stored = intake.store_waiting()
+    assert (stored.deliveries, stored.new, stored.jobs) == (1, 0, 0)
+    assert queue.count == 1 and _recorded(store) == ["d1"]
+
+
+def test_delivery_ids_are_per_provider(intake: Intake, store: Store) -> None:
+    assert intake.take("zoom", [Notice("same")]).ignored == 1
+    assert intake.take("miitel", [Notice("same")]).ignored == 1
+    intake.store_waiting()
+    assert _recorded(store, "zoom") == _recorded(store, "miitel") == ["same"]
+
+
+def test_a_delivery_is_stored_at_its_arrival_not_when_taken(intake: Intake, store: Store) -> None:
+    before = datetime.now(UTC)
+    intake.take("test", [Notice("d1")])
+    after = datetime.now(UTC)
+    intake.store_waiting()
+    with store.session() as s:
+        at = s.scalar(select(Delivery.received_at))
+    assert at is not None
+    at = at if at.tzinfo else at.replace(tzinfo=UTC)
+    # Redis's clock, in milliseconds.
+    assert before.replace(microsecond=before.microsecond // 1000 * 1000) <= at <= after
+
+
+def test_accept_queues_one_job_per_new_delivery_with_its_debt(
+    intake: Intake, store: Store, queue: Queue
+) -> None:
+    kwargs = {"provider": "zoom", "payload": {"id": 1}}
+    assert intake.accept("zoom", "m-1", worker.ingest_recording, kwargs) is True
+    assert intake.accept("zoom", "m-1", worker.ingest_recording, kwargs) is False
+    intake.store_waiting()
+    [job_id] = queue.job_ids
+    job = queue.fetch_job(job_id)
+    assert job is not None and job.func_name == "worker.ingest_recording"
+    assert job.kwargs == kwargs
+    with store.session() as s:
+        (debt,) = s.scalars(select(OwedWork).where(OwedWork.kind == "recording"))
+    assert debt.object == "zoom" and debt.job_id == job_id
+    assert debt.payload == {"func": "worker.ingest_recording", "kwargs": kwargs}
+
+
+def test_redis_down_is_queue_unavailable_with_nothing_recorded(store: Store, queue: Queue) -> None:
+    down = Intake(store, job_queue_at(queue, "redis://127.0.0.1:1/0"))
+    with pytest.raises(QueueUnavailable, match="queue unreachable") as failed:
+        down.take("test", [Notice("a", [("Lead", "L1")])])
+    assert isinstance(failed.value.__cause__, redis.ConnectionError)
+    assert not down.arrived.is_set() and _recorded(store) == []
+    # The provider's retry, once Redis answers, is new.
+    assert Intake(store, queue).take("test", [Notice("a", [("Lead", "L1")])]).accepted == 1
+
+
+def test_a_store_down_keeps_the_deliveries_in_redis_until_it_answers(
+    store: Store, queue: Queue
+) -> None:
+    gone = open_store("postgresql+psycopg://postgres@127.0.0.1:1/x", migrate=False)
+    serving = Intake(gone, queue)
+    assert serving.take("test", [Notice("a", [("Lead", "L1")])]).accepted == 1  # still a 200
+    with pytest.raises(Exception, match="127.0.0.1"):
+        serving.store_waiting()
+    assert serving.journal.backlog() == 1 and queue.count == 0  # nothing lost, nothing queued
+    # The store is back (the same journal's consumer takes its own unacknowledged entry).
+    back = Intake(store, queue)
+    back.journal = Journal(queue, consumer=serving.journal.consumer)
+    assert back.store_waiting().new == 1
+    assert _recorded(store) == ["a"] and list(_queued(queue).values()) == [["L1"]]
+
+
+def test_a_killed_takers_entries_are_claimed_and_their_work_done_once(
+    intake: Intake, store: Store, queue: Queue
+) -> None:
+    """A taker that read entries and died before acknowledging them (here: read and left) is
+    taken over once its entries are idle past the claim time; a taker that stored them and died
+    before acknowledging leaves nothing to do twice (the store says they are not new)."""
+    for i in range(3):
+        intake.take("test", [Notice(f"d{i}", [("Lead", f"L{i}")])])
+    dead = Journal(queue, consumer="dead-taker")
+    dead._ensure_group()
+    assert len(dead._read(own_pending=False, claim_after_ms=60_000)) == 3  # read, never acked
+    live = Journal(queue, consumer="live-taker")
+    assert live.take(store, worker.sync_job).entries == 0  # not idle long enough yet
+    assert live.take(store, worker.sync_job, claim_after_ms=0).new == 3
+    assert live.backlog() == 0
+    # The dead taker's own late retry of the same entries finds nothing new.
+    assert dead.take(store, worker.sync_job, claim_after_ms=0).new == 0
+    assert sorted(i for ids in _queued(queue).values() for i in ids) == ["L0", "L1", "L2"]
 
 
 def test_many_threads_with_overlapping_deliveries_accept_each_once(
     intake: Intake, store: Store, queue: Queue
 ) -> None:
-    """Group commit under real concurrency: 12 threads, 40 requests each, drawing from 60
-    delivery ids; every id is accepted exactly once, every record owed and queued."""
+    """The journal under real concurrency: 12 threads, 40 requests each, drawing from 60
+    delivery ids, while a taker stores what arrives; every id is accepted exactly once, every
+    record owed and queued once."""
     accepted: list[str] = []
     lock = threading.Lock()
+    stop = threading.Event()
+    taker = threading.Thread(target=intake.keep_storing, args=(stop,))
+    taker.start()
 
     def sender(seed: int) -> None:
         for k in range(40):
             i = (seed * 7 + k * 13) % 60
-            taken = intake.take("test", [Work(f"d{i}", [("Lead", f"L{i}")])])
+            taken = intake.take("test", [Notice(f"d{i}", [("Lead", f"L{i}")])])
             if taken.accepted:
                 with lock:
                     accepted.append(f"d{i}")
@@ -248,7 +249,10 @@ def test_many_threads_with_overlapping_deliveries_accept_each_once(
         t.start()
     for t in threads:
         t.join()
+    stop.set()
+    taker.join()
+    intake.store_waiting()  # whatever arrived after the taker's last pass
     assert sorted(accepted) == sorted(set(accepted)) == _recorded(store)
     assert sorted(_sync_rows(store)) == sorted(f"L{i[1:]}" for i in accepted)
-    queued = [rid for j in map(queue.fetch_job, queue.job_ids) if j for rid in j.kwargs["ids"]]
+    queued = [rid for ids in _queued(queue).values() for rid in ids]
     assert sorted(queued) == sorted(_sync_rows(store))

@@ -15,6 +15,7 @@ from werkzeug.test import TestResponse
 from tasuki.recordings.zoom import signature, signature_problem
 from tasuki.store.db import Store
 from tasuki.store.models import Delivery, Record
+from tests.notices import taking_client
 from tests.webhooks import senders
 from webhooks.limits import (
     MAX_DELIVERY_ID,
@@ -32,7 +33,7 @@ JUST_TOO_DEEP = b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1)
 
 
 def _post(app: Flask, path: str, body: bytes, headers: dict[str, str]) -> TestResponse:
-    return app.test_client().post(path, data=body, headers=headers)
+    return taking_client(app).post(path, data=body, headers=headers)
 
 
 def _error(response: TestResponse) -> str:

@@ -25,6 +25,7 @@ from tasuki.queue import job_queue
 from tasuki.settings import Settings
 from tasuki.store.db import Store, open_store
 from tasuki.store.models import Delivery
+from tests.notices import taking_client
 from webhooks import create_app, services
 from webhooks import local as local_hook
 from webhooks.intake import Intake
@@ -55,7 +56,7 @@ def app(live: Settings, store: Store, queue: Queue) -> Flask:
 
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
-    return app.test_client()
+    return taking_client(app)
 
 
 def _body(*notices: dict[str, Any]) -> bytes:
@@ -149,7 +150,7 @@ def test_racing_deliveries_of_one_notice_are_accepted_once(
     answers: list[dict[str, int]] = []
 
     def deliver() -> None:
-        client = app.test_client()
+        client = taking_client(app)
         start.wait()
         answers.append(_post(client, body).get_json())
 
@@ -194,10 +195,9 @@ NOW = 1_790_000_000
 def at_now(live: Settings, store: Store, queue: Queue) -> FlaskClient:
     """The local receiver alone, its clock stopped at :data:`NOW`."""
     app = Flask(__name__)
-    app.register_blueprint(
-        local_hook.blueprint(Intake(store, queue), SecretStr(SECRET), clock=lambda: NOW)
-    )
-    return app.test_client()
+    intake = Intake(store, queue)
+    app.register_blueprint(local_hook.blueprint(intake, SecretStr(SECRET), clock=lambda: NOW))
+    return taking_client(app, intake)
 
 
 @pytest.mark.parametrize("skew", [-300, 0, 300])
@@ -353,22 +353,32 @@ def test_queue_down_is_503_with_nothing_recorded_and_the_retry_is_accepted(
     live: Settings, store: Store, queue: Queue
 ) -> None:
     down = dataclasses.replace(live, redis_url=REDIS_DOWN)
-    broken = create_app(down, store=store, queue=job_queue(down)).test_client()
+    broken = taking_client(create_app(down, store=store, queue=job_queue(down)))
     body = _body(_notice("1"), _notice("2", "Opportunity"))
     resp = _post(broken, body)
     assert resp.status_code == 503
     assert int(resp.headers["Retry-After"]) > 0 and "queue" in resp.get_json()["error"]
     assert _deliveries(store) == 0
-    retry = _post(create_app(live, store=store, queue=queue).test_client(), body)
+    retry = _post(taking_client(create_app(live, store=store, queue=queue)), body)
     assert retry.get_json() == {"accepted": 2, "duplicates": 0, "ignored": 0}
     assert queue.count == 2 and _deliveries(store) == 2
 
 
-def test_store_down_is_503_and_nothing_is_enqueued(live: Settings, queue: Queue) -> None:
-    gone = open_store(STORE_DOWN, migrate=False)
-    resp = _post(create_app(live, store=gone, queue=queue).test_client(), _body(_notice("1")))
-    assert resp.status_code == 503 and resp.headers["Retry-After"]
-    assert "store" in resp.get_json()["error"] and queue.count == 0
+def test_store_down_is_still_200_and_the_notice_waits_in_redis_for_it(
+    live: Settings, store: Store, queue: Queue
+) -> None:
+    gone = create_app(live, store=open_store(STORE_DOWN, migrate=False), queue=queue)
+    body = _body(_notice("1"))
+    with pytest.raises(Exception, match="127.0.0.1"):
+        _post(taking_client(gone), body)  # answered 200, then the taker fails on the store
+    intake = services(gone).intake
+    assert intake.journal.backlog() == 1 and queue.count == 0
+    # The store answers again: the same server's taker stores it, and a retry is a duplicate.
+    intake.store = store
+    assert intake.store_waiting().new == 1
+    assert _deliveries(store) == 1 and queue.count == 1
+    retry = _post(taking_client(create_app(live, store=store, queue=queue)), body)
+    assert retry.get_json() == {"accepted": 0, "duplicates": 1, "ignored": 0}
 
 
 def test_healthz_is_200_when_store_and_queue_answer(client: FlaskClient) -> None:

@@ -98,6 +98,10 @@ def test_tasuki_serve_answers_signed_notices_over_http(served: tuple[str, Queue]
     body = json.dumps({"notices": [notice]}).encode()
     signed = signed_headers(SECRET, body)
     assert _call(f"{base}/webhooks/local", body, signed) == 200
+    # The server's taker thread stores the notice and queues its sync beside the answer.
+    deadline = time.monotonic() + 30
+    while not queue.job_ids and time.monotonic() < deadline:
+        time.sleep(0.02)
     [job_id] = queue.job_ids
     job = queue.fetch_job(job_id)
     assert job is not None and job.kwargs == {"object": "Lead", "ids": ["00Q1"]}
