@@ -192,6 +192,15 @@ class Journal:
             raise QueueUnavailable(f"queue unreachable: {type(exc).__name__}: {exc}") from exc
         return [bool(f) for f in flags]
 
+    def persisted(self) -> bool | None:
+        """Whether Redis keeps an append-only file (so a delivery answered 200 survives a Redis
+        restart before it is stored); ``None`` when Redis does not say (``INFO`` refused)."""
+        try:
+            info: Any = self.connection.info("persistence")
+        except redis.ResponseError:
+            return None
+        return bool(int(info.get("aof_enabled", 0)))
+
     def backlog(self) -> int:
         """Entries accepted and not yet acknowledged as taken into the store."""
         return int(self.connection.xlen(self.stream))

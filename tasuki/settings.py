@@ -266,7 +266,8 @@ class RecoveryConfig(_Strict):
     """Owed work younger than this is left to the job queued for it."""
     abandoned_after_seconds: float = Field(default=30, ge=0)
     """A started job whose worker sent no heartbeat for this long was abandoned (the worker
-    sends one every 10 s)."""
+    sends one every 10 s); accepted webhooks a server read and left unstored this long are
+    taken over by the next taker (its server was killed)."""
 
 
 ClockTime = time

@@ -71,7 +71,8 @@ def create_app(
 
     store = store or open_store(settings.database_url)
     queue = queue if queue is not None else job_queue(settings)
-    intake = Intake(store, queue)
+    abandoned = settings.config.recovery.abandoned_after_seconds
+    intake = Intake(store, queue, claim_after_ms=int(abandoned * 1000))
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions["tasuki"] = Services(settings, store, queue, intake)

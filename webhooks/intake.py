@@ -36,7 +36,7 @@ from rq import Queue
 from sqlalchemy import exc as sa_exc
 
 from tasuki import logs
-from tasuki.deliveries import Journal, Notice, Stored
+from tasuki.deliveries import CLAIM_AFTER_MS, Journal, Notice, Stored
 from tasuki.errors import QueueUnavailable, TasukiError
 from tasuki.queue import JobSpec, job_name, recording_key
 from tasuki.store.db import Store
@@ -104,6 +104,9 @@ class Intake:
 
     store: Store
     queue: Queue
+    claim_after_ms: int = CLAIM_AFTER_MS
+    """How long entries another taker read may stay unstored before this one takes them over
+    (``recovery.abandoned_after_seconds``)."""
     journal: Journal = field(init=False, repr=False)
     arrived: threading.Event = field(init=False, repr=False, default_factory=threading.Event)
     """Set when a request appended an entry: wakes :meth:`keep_storing`."""
@@ -152,7 +155,7 @@ class Intake:
     def store_waiting(self) -> Stored:
         """Move every waiting entry into the store and queue its work (see
         :meth:`tasuki.deliveries.Journal.take`)."""
-        return self.journal.take(self.store, sync_job)
+        return self.journal.take(self.store, sync_job, claim_after_ms=self.claim_after_ms)
 
     def keep_storing(self, stop: threading.Event) -> None:
         """:meth:`store_waiting` whenever a request appended something (and every

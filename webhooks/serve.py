@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import click
@@ -9,6 +10,8 @@ from flask import Flask
 
 from tasuki.settings import Settings
 from webhooks import services
+
+log = logging.getLogger(__name__)
 
 SERVER_BODY_LIMIT = 4 * 1024 * 1024
 """Waitress buffers a whole request before the app sees it: past this it answers 413 itself,
@@ -30,6 +33,12 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080, threads
     rt.validate()
     app = create_app(settings, store=rt.store)
     logs.started("serve", settings, address=f"http://{host}:{port}", threads=str(threads))
+    if services(app).intake.journal.persisted() is False:
+        log.warning(
+            "Redis keeps no append-only file: a webhook answered 200 lives in Redis until this "
+            "server stores it (milliseconds), and a Redis restart in between would lose it; "
+            "run Redis with appendonly yes"
+        )
     run(app, host, port, threads)
 
 

@@ -23,10 +23,12 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """A redis-server process without persistence, as the machine's default one runs."""
+    """A redis-server process: without persistence, as the machine's default one runs, or with
+    an append-only file fsynced as ``appendfsync`` says (``always``, ``everysec``)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, appendfsync: str | None = None) -> None:
         self.folder = folder
+        self.appendfsync = appendfsync
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -42,8 +44,11 @@ class RedisServer:
                 "127.0.0.1",
                 "--save",
                 "",
-                "--appendonly",
-                "no",
+                *(
+                    ("--appendonly", "yes", "--appendfsync", self.appendfsync)
+                    if self.appendfsync
+                    else ("--appendonly", "no")
+                ),
                 "--dir",
                 str(self.folder),
             ],
@@ -60,7 +65,8 @@ class RedisServer:
         raise RuntimeError("redis-server did not start")
 
     def stop(self) -> None:
-        """Stop it for good (its data, held only in memory, is gone)."""
+        """SIGKILL it: without persistence its data is gone; with an append-only file, what
+        was fsynced comes back at the next :meth:`start`."""
         if self.proc is not None:
             self.proc.kill()
             self.proc.wait()

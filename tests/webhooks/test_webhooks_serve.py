@@ -58,16 +58,21 @@ def _call(url: str, body: bytes | None = None, headers: dict[str, str] | None = 
         return int(err.code)
 
 
+def _log_of(folder: Path) -> str:
+    return (folder / "serve.log").read_text(encoding="utf-8", errors="replace")
+
+
 @pytest.fixture
 def served(tmp_path: Path, redis_url: str) -> Iterator[tuple[str, Queue]]:
     """``python -m tasuki serve`` on a free port: its base URL and its queue."""
     env = _env(tmp_path, redis_url)
     port = _free_port()
+    log = (tmp_path / "serve.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "tasuki", "serve", "--port", str(port), "--threads", "2"],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
     base = f"http://127.0.0.1:{port}"
     queue = job_queue(load_settings(env))
@@ -80,19 +85,19 @@ def served(tmp_path: Path, redis_url: str) -> Iterator[tuple[str, Queue]]:
             except OSError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                assert proc.stderr is not None
-                pytest.fail(f"tasuki serve did not come up: {proc.stderr.read().decode()}")
+                pytest.fail(f"tasuki serve did not come up: {_log_of(tmp_path)}")
             time.sleep(0.1)
         yield base, queue
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-        assert proc.stderr is not None
-        proc.stderr.close()
+        log.close()
         queue.empty()  # type: ignore[no-untyped-call]
 
 
-def test_tasuki_serve_answers_signed_notices_over_http(served: tuple[str, Queue]) -> None:
+def test_tasuki_serve_answers_signed_notices_over_http(
+    served: tuple[str, Queue], tmp_path: Path
+) -> None:
     base, queue = served
     notice = {"id": "http-1", "object": "Lead", "record_ids": ["00Q1"], "changed_by": None}
     body = json.dumps({"notices": [notice]}).encode()
@@ -108,6 +113,8 @@ def test_tasuki_serve_answers_signed_notices_over_http(served: tuple[str, Queue]
     assert _call(f"{base}/webhooks/local", body, signed) == 200  # a duplicate, acknowledged
     assert queue.count == 1
     assert _call(f"{base}/webhooks/local", body, {**signed, "X-Tasuki-Signature": "0" * 64}) == 401
+    # The machine's Redis keeps no append-only file: the server said what that risks.
+    assert _log_of(tmp_path).count("appendonly yes") == 1
     assert _call(f"{base}/webhooks/local", b"x" * (2 * 1024 * 1024), signed) == 413
 
 
