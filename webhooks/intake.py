@@ -25,6 +25,7 @@ import hashlib
 import hmac
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,9 +86,14 @@ class Taken:
     recorded, so their retries are duplicates, and nothing more."""
 
 
-STORE_GATHER_SECONDS = 0.02
-"""How long :meth:`Intake.keep_storing` lets entries gather after being woken: a burst is
-stored in few transactions (a commit costs far more than a row), and no request waits for it."""
+STORE_WHEN_QUIET_SECONDS = 0.02
+""":meth:`Intake.keep_storing` stores once no request has appended anything for this long: a
+burst is answered first and stored in few, large transactions (a commit costs far more than a
+row), and no request waits for the store meanwhile."""
+
+STORE_AT_LEAST_EVERY_SECONDS = 1.0
+"""... and under load that never pauses, at least this often: the most an accepted delivery
+waits in Redis before it is stored while the server runs."""
 
 STORE_IDLE_SECONDS = 1.0
 """How often :meth:`Intake.keep_storing` looks at the stream when nothing new wakes it (to
@@ -157,6 +163,14 @@ class Intake:
         :meth:`tasuki.deliveries.Journal.take`)."""
         return self.journal.take(self.store, sync_job, claim_after_ms=self.claim_after_ms)
 
+    def _gather(self, stop: threading.Event) -> None:
+        """Wait while requests keep appending (see :data:`STORE_WHEN_QUIET_SECONDS`)."""
+        until = time.monotonic() + STORE_AT_LEAST_EVERY_SECONDS
+        while not stop.is_set() and time.monotonic() < until:
+            self.arrived.clear()
+            if not self.arrived.wait(STORE_WHEN_QUIET_SECONDS):
+                return
+
     def keep_storing(self, stop: threading.Event) -> None:
         """:meth:`store_waiting` whenever a request appended something (and every
         :data:`STORE_IDLE_SECONDS`), until ``stop`` is set. A failure (the store or Redis down)
@@ -165,7 +179,7 @@ class Intake:
         retry = wait
         while not stop.is_set():
             if self.arrived.wait(STORE_IDLE_SECONDS):
-                stop.wait(STORE_GATHER_SECONDS)
+                self._gather(stop)
             self.arrived.clear()
             try:
                 self.store_waiting()

@@ -74,6 +74,14 @@ def load_json(body: bytes) -> Any:
         raise
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise Refused("body is not JSON") from exc
+    if (
+        b"\x00" not in body  # UTF-8 (JSON in UTF-16 or UTF-32 holds NULs)
+        and b"\\u" not in body
+        and body.count(b"[") + body.count(b"{") < MAX_JSON_DEPTH
+    ):
+        # No \u escape to spell a surrogate with (UTF-8 itself cannot carry one), and too few
+        # brackets to nest that deep: nothing to walk. Most webhooks end here.
+        return data
     # Iterative, so a body just under the parser's own limit cannot exhaust the stack here.
     pending: list[tuple[Any, int]] = [(data, 1)]
     while pending:

@@ -69,17 +69,19 @@ def init_app(app: Flask) -> None:
     def _start() -> None:
         g.tasuki_started = time.perf_counter()
         logs.clear()  # a server thread's previous request leaves nothing behind
-        provider = _provider()
+        g.tasuki_provider = provider = _provider()
         if provider is not None:
             logs.bind(provider=provider)
 
     @app.after_request
     def _finish(response: Response) -> Response:
         seconds = time.perf_counter() - g.get("tasuki_started", time.perf_counter())
-        provider = _provider()
+        provider = g.get("tasuki_provider")
         if provider is not None:
             requests_total.labels(provider, str(response.status_code)).inc()
             latency.labels(provider).observe(seconds)
+        if not access_log.isEnabledFor(logging.INFO):
+            return response  # a webhook's busiest path: no record built to be dropped
         access_log.info(
             '%s "%s %s" %s %.1f ms',
             request.remote_addr or "-",

@@ -14,15 +14,24 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Flask, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_babel import Babel
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from tasuki.console.accounts import Role, user_by_id
+from tasuki.console.throttle import LoginThrottle
 from tasuki.errors import ConfigError, Problem
 from tasuki.settings import Settings
 from tasuki.store.db import Store
@@ -34,25 +43,20 @@ LANGUAGE_COOKIE = "tasuki_lang"
 """The cookie that keeps a language chosen with the switch (it overrides the browser's)."""
 SESSION_LIFETIME = timedelta(hours=12)
 """A session ends this long after sign-in."""
-LOGIN_LIMIT = "10 per minute;50 per hour"
-"""Login attempts (form posts) accepted per client address."""
 MIN_SECRET_LENGTH = 16
 """Shorter ``TASUKI_OPS_TOKEN`` values are refused: it signs every session."""
 PACKAGE = Path(__file__).parent
 
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates")
 csrf = CSRFProtect()
-limiter = Limiter(key_func=get_remote_address, default_limits=[])
-
-
-@limiter.request_filter
-def _webhook() -> bool:
-    """Webhooks are signed and retried by their providers, never limited by address: they skip
-    the limiter's per-request look-ups, which cost a webhook more than its Redis call."""
-    return request.path.startswith("/webhooks/")
-
 
 F = TypeVar("F", bound=Callable[..., ResponseReturnValue])
+
+
+def login_throttle() -> LoginThrottle:
+    """The current app's login limit."""
+    found: LoginThrottle = current_app.extensions["tasuki_login_throttle"]
+    return found
 
 
 def console_store() -> Store:
@@ -183,14 +187,9 @@ def init_app(app: Flask, settings: Settings) -> None:
         WTF_CSRF_TIME_LIMIT=None,  # valid as long as the session
         BABEL_TRANSLATION_DIRECTORIES=str(PACKAGE / "translations"),
         BABEL_DEFAULT_LOCALE=LANGUAGES[0],
-        RATELIMIT_STORAGE_URI=settings.redis_url or "memory://",
-        RATELIMIT_HEADERS_ENABLED=True,
-        RATELIMIT_KEY_PREFIX="tasuki-console",
-        # Redis down must not lock everyone out of the console: the limit lapses, logged.
-        RATELIMIT_SWALLOW_ERRORS=True,
     )
     csrf.init_app(app)
-    limiter.init_app(app)
+    app.extensions["tasuki_login_throttle"] = LoginThrottle(settings.redis_url or "memory://")
     Babel(app, locale_selector=select_locale)
     auth.init_oidc(app, settings)
     app.jinja_env.filters.update(local_time=local_time, percent=percent, hours=hours)

@@ -13,17 +13,16 @@ from urllib.parse import urlsplit
 
 from authlib.integrations.base_client import OAuthError
 from authlib.integrations.flask_client import OAuth
-from flask import Flask, current_app, redirect, render_template, request, session, url_for
+from flask import Flask, abort, current_app, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 
 from tasuki.console.accounts import check_password, oidc_user, spend_login_link
 from tasuki.console.app import (
-    LOGIN_LIMIT,
     bp,
     console_settings,
     console_store,
     current_user,
-    limiter,
+    login_throttle,
     sign_in,
 )
 from tasuki.settings import Settings
@@ -80,9 +79,11 @@ def login() -> ResponseReturnValue:
 
 
 @bp.post("/login")
-@limiter.limit(LOGIN_LIMIT)
 def login_post() -> ResponseReturnValue:
-    """Check a local account's password; a wrong one answers 401 with the form again."""
+    """Check a local account's password; a wrong one answers 401 with the form again, and an
+    address past :data:`~tasuki.console.throttle.LOGIN_LIMIT` 429 without a check."""
+    if not login_throttle().allows(request.remote_addr or "-"):
+        abort(429, description="too many sign-in attempts from this address; try again later")
     user = check_password(
         console_store(), request.form.get("username", ""), request.form.get("password", "")
     )
