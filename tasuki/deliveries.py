@@ -158,6 +158,9 @@ class Journal:
     a Redis keep apart) and its script, registered once per journal."""
 
     queue: Queue
+    owner: str = "-"
+    """The identity of the store the deliveries go to (:meth:`tasuki.store.db.Store.identity`):
+    ids are remembered per store, so a store made anew beside an old Redis misses nothing."""
     consumer: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     """This process's name in the consumer group (a killed taker's entries are claimed from
     it by name)."""
@@ -175,7 +178,7 @@ class Journal:
         return f"tasuki:intake:{self.queue.name}"
 
     def seen_key(self, provider: str, delivery_id: str) -> str:
-        return f"tasuki:seen:{self.queue.name}:{provider}:{delivery_id}"
+        return f"tasuki:seen:{self.queue.name}:{self.owner}:{provider}:{delivery_id}"
 
     def append(self, provider: str, notices: Sequence[Notice]) -> list[bool]:
         """Record the notices not seen before for ``provider``, in one atomic script; per

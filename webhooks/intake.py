@@ -118,7 +118,11 @@ class Intake:
     """Set when a request appended an entry: wakes :meth:`keep_storing`."""
 
     def __post_init__(self) -> None:
-        self.journal = Journal(self.queue)
+        try:
+            owner = self.store.identity()
+        except sa_exc.SQLAlchemyError:  # a store down at start: ids remembered apart ("-")
+            owner = "-"
+        self.journal = Journal(self.queue, owner)
 
     def _append(self, provider: str, notices: Sequence[Notice]) -> list[Notice]:
         """The notices of ``notices`` (first of each id) that were new, appended in one script."""

@@ -143,6 +143,11 @@ class Store:
         with self.sessions.begin() as s:
             yield s
 
+    def identity(self) -> str:
+        """This store's random id, fixed when it was created (migration 0015)."""
+        with self.engine.connect() as conn:
+            return str(conn.execute(text("SELECT id FROM store_identity")).scalar_one())
+
     def ping(self) -> bool:
         """True when the database answers."""
         try:

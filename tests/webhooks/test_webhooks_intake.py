@@ -9,6 +9,7 @@ import hmac
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import redis
@@ -256,3 +257,19 @@ def test_many_threads_with_overlapping_deliveries_accept_each_once(
     assert sorted(_sync_rows(store)) == sorted(f"L{i[1:]}" for i in accepted)
     queued = [rid for ids in _queued(queue).values() for rid in ids]
     assert sorted(queued) == sorted(_sync_rows(store))
+
+
+def test_a_store_made_anew_beside_the_same_redis_takes_the_deliveries_again(
+    intake: Intake, store: Store, queue: Queue, tmp_path: Path
+) -> None:
+    """Redis remembers ids per store: after ``make clean`` (or a restore), the old Redis's
+    memory of deliveries the new store never had does not turn them away."""
+    intake.take("test", [Notice("d1", [("Lead", "L1")])])
+    intake.store_waiting()
+    fresh = open_store(f"sqlite:///{tmp_path / 'fresh.db'}")
+    assert fresh.identity() != store.identity()
+    again = Intake(fresh, queue)
+    assert again.take("test", [Notice("d1", [("Lead", "L1")])]).accepted == 1
+    assert again.store_waiting().new == 1 and _recorded(fresh) == ["d1"]
+    # The first store's memory is untouched: its retries are still duplicates.
+    assert intake.take("test", [Notice("d1", [("Lead", "L1")])]).duplicates == 1
