@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -25,6 +26,7 @@ from tasuki.recordings import marks
 from tasuki.recordings.keys import (
     MARKED_KINDS,
     Key,
+    KeyKind,
     match_fields_differ,
     record_keys,
     recording_keys,
@@ -163,3 +165,23 @@ def recordings_with(session: Session, keys: Iterable[Key], statuses: Collection[
                 )
             )
     return found
+
+
+def recordings_hosted(
+    session: Session, host_email: str, start: datetime, end: datetime, statuses: Collection[str]
+) -> set[int]:
+    """The ids of the recordings in ``statuses`` hosted by ``host_email`` that started in
+    [``start``, ``end``)."""
+    return set(
+        session.scalars(
+            select(RecordingKey.recording_id)
+            .join(Recording, Recording.id == RecordingKey.recording_id)
+            .where(
+                RecordingKey.kind == KeyKind.HOST.value,
+                RecordingKey.value == host_email,
+                Recording.status.in_(sorted(statuses)),
+                Recording.at >= start,
+                Recording.at < end,
+            )
+        )
+    )

@@ -16,7 +16,8 @@ sides indexed (:mod:`tasuki.recordings.index`). A key is a (kind, value) pair:
     lead_account  account id            a lead's or contact's account: look-ups only
     deal_lead     lead id               a deal's lead
     deal_account  account id            a deal's account
-    deal_owner    user id               a deal's owner (a host's deals booked at the time)
+    deal_owner    user id, UTC day      a deal's owner and its meeting's day (``005… 2026-11-20``:
+                                        the host's deals booked at a meeting's time)
 
 The first five are on both sides. The deal kinds lead from a changed deal to the recordings
 through the records they name (the lead's email, the account's domain and its leads' emails,
@@ -28,11 +29,12 @@ is decided when reading, so the index never has to be rebuilt when ``recordings.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import date
 from enum import Enum
 from typing import Any
 from urllib.parse import urlsplit
 
-from tasuki.recordings.capture import Kind
+from tasuki.recordings.capture import Kind, parse_time
 from tasuki.recordings.phones import to_e164
 
 
@@ -100,6 +102,11 @@ def snapshot_email(fields: Mapping[str, Any]) -> str:
     return str(fields.get("email") or "").strip().lower()
 
 
+def owner_day(owner: str, day: date) -> str:
+    """The value of a ``deal_owner`` key: the owner's id and the meeting's UTC day."""
+    return f"{owner} {day.isoformat()}"
+
+
 def _text(value: object) -> str:
     return str(value or "")
 
@@ -123,13 +130,12 @@ def record_keys(obj: str, fields: Mapping[str, Any]) -> set[Key]:
         if domain := web_domain(fields.get("domain")):
             out.add((KeyKind.DOMAIN.value, domain))
     elif obj == DEAL_OBJECT:
-        for kind, name in (
-            (KeyKind.DEAL_LEAD, "lead_id"),
-            (KeyKind.DEAL_ACCOUNT, "account_id"),
-            (KeyKind.DEAL_OWNER, "owner"),
-        ):
+        for kind, name in ((KeyKind.DEAL_LEAD, "lead_id"), (KeyKind.DEAL_ACCOUNT, "account_id")):
             if value := _text(fields.get(name)):
                 out.add((kind.value, value))
+        owner, booked = _text(fields.get("owner")), parse_time(fields.get("meeting_date"))
+        if owner and booked is not None:
+            out.add((KeyKind.DEAL_OWNER.value, owner_day(owner, booked.date())))
     elif account := _text(fields.get("account_id")):
         out.add((KeyKind.LEAD_ACCOUNT.value, account))
     return out

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -31,6 +31,7 @@ from tasuki.recordings.keys import (
     Key,
     KeyKind,
     email_domain,
+    owner_day,
     parent_domains,
     record_keys,
     snapshot_email,
@@ -179,12 +180,12 @@ class Directory:
         wanted = set(values)
         return [d for d in self._deals if str(d.fields.get(field) or "") in wanted]
 
+    def deals_booked(self, owner: str, at: datetime | None, window: timedelta) -> list[Candidate]:
+        """Deals of ``owner`` whose meeting date is within ``window`` of ``at``."""
+        return [x for x in self.deals_where("owner", [owner]) if _near(x, at, window)]
 
-DEAL_KEYS = {
-    "lead_id": KeyKind.DEAL_LEAD.value,
-    "account_id": KeyKind.DEAL_ACCOUNT.value,
-    "owner": KeyKind.DEAL_OWNER.value,
-}
+
+DEAL_KEYS = {"lead_id": KeyKind.DEAL_LEAD.value, "account_id": KeyKind.DEAL_ACCOUNT.value}
 """The deal fields :meth:`Directory.deals_where` is asked about, and their key kinds."""
 
 
@@ -276,6 +277,15 @@ class IndexedDirectory(Directory):
             raise ValueError(f"deals are not indexed by {field!r}; by: {', '.join(DEAL_KEYS)}")
         return self._found(kind, values, self._objects([DEAL_OBJECT], None))
 
+    def deals_booked(self, owner: str, at: datetime | None, window: timedelta) -> list[Candidate]:
+        if at is None:
+            return []
+        first, last = (at - window).astimezone(UTC).date(), (at + window).astimezone(UTC).date()
+        days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+        objects = self._objects([DEAL_OBJECT], None)
+        found = self._found(KeyKind.DEAL_OWNER.value, [owner_day(owner, d) for d in days], objects)
+        return [x for x in found if _near(x, at, window)]
+
 
 def _unique(cands: Iterable[Candidate]) -> list[Candidate]:
     seen: dict[tuple[str, str], Candidate] = {}
@@ -354,7 +364,7 @@ def match_meeting(rec: Recording, d: Directory) -> Link:
             deals, why = timely, f"{why}, meeting date at the recording's time"
         return _one(deals, why)
     if host:
-        booked = [x for x in d.deals_where("owner", [host]) if _near(x, rec.at, window)]
+        booked = d.deals_booked(host, rec.at, window)
         if booked:
             return _one(booked, "host's deal with a meeting at the recording's time")
     if leads:

@@ -8,7 +8,8 @@ in the same transaction (:mod:`tasuki.recordings.marks`), and a pass tries:
     the marked recordings (new, or with new facts)
     the pending recordings with a marked key (a phone, an email, a domain, a host), and
     the keys a marked deal leads to: its lead's email; its account's domain and the emails of
-                                      that account's leads and contacts; its owner's email
+                                      that account's leads and contacts; the meetings its
+                                      owner hosted near its meeting date
 
 each against the snapshots the index leads to (:class:`~tasuki.recordings.matching.
 IndexedDirectory`), then clears the marks it read. Anything a pass could link differently has
@@ -28,6 +29,7 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
@@ -45,6 +47,7 @@ DIRECT_KINDS = frozenset(
     for k in (KeyKind.PHONE, KeyKind.EMAIL, KeyKind.DOMAIN, KeyKind.HOST, KeyKind.MIITEL_USER)
 )
 """Kinds recordings have too: a marked key of these finds its recordings directly."""
+ONE_DAY = timedelta(days=1)
 
 
 def settings_digest(config: Config, rcfg: RecordingsConfig) -> str:
@@ -121,7 +124,6 @@ def concerned(
         members[obj].add(rid)
     for obj, rids in sorted(members.items()):
         keys.update((email, v) for v in index.key_values(session, system, obj, rids, email))
-    keys.update((host, e) for e in _user_emails(session, system, by_kind[KeyKind.DEAL_OWNER.value]))
     hosts = {v for k, v in keys if k == host}
     keys.update(
         (KeyKind.MIITEL_USER.value, uid)
@@ -130,19 +132,42 @@ def concerned(
     )
     found = index.recordings_with(session, keys, PENDING)
     found.update(int(v) for v in by_kind[marks.RECORDING])
+    found.update(_booked_meetings(session, system, rcfg, by_kind[KeyKind.DEAL_OWNER.value]))
     return found
 
 
-def _user_emails(session: Session, system: str, user_ids: set[str]) -> set[str]:
-    out: set[str] = set()
+def _booked_meetings(
+    session: Session, system: str, rcfg: RecordingsConfig, owner_days: set[str]
+) -> set[int]:
+    """The pending recordings hosted by a marked deal's owner within the matching window of
+    its meeting's day (those the host's-deal rule of :func:`match_meeting` may link to it)."""
+    days: dict[str, set[date]] = defaultdict(set)
+    for value in owner_days:
+        owner, _, text = value.partition(" ")
+        days[owner].add(date.fromisoformat(text))
+    window = timedelta(hours=rcfg.matching.meeting_window_hours)
+    found: set[int] = set()
+    for owner, email in sorted(_user_emails(session, system, set(days)).items()):
+        for day in sorted(days[owner]):
+            start = datetime.combine(day, time(), UTC) - window
+            found.update(
+                index.recordings_hosted(
+                    session, email, start, start + window * 2 + ONE_DAY, PENDING
+                )
+            )
+    return found
+
+
+def _user_emails(session: Session, system: str, user_ids: set[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
     ordered = sorted(user_ids)
     for start in range(0, len(ordered), index.CHUNK):
-        rows = session.scalars(
-            select(Person.email).where(
+        rows = session.execute(
+            select(Person.user_id, Person.email).where(
                 Person.system == system, Person.user_id.in_(ordered[start : start + index.CHUNK])
             )
         )
-        out.update(e.lower() for e in rows if e)
+        out.update((uid, e.lower()) for uid, e in rows if e)
     return out
 
 
