@@ -107,7 +107,8 @@ def fill(rt: runtime.Runtime, n: int, pending: int) -> None:
     """``n`` snapshots with their keys, the users, ``pending`` recordings with their keys."""
     now = datetime.now(UTC)
     for block in range(0, n, CHUNK * 5):
-        records, keys = [], []
+        records: list[dict[str, Any]] = []
+        keys: list[dict[str, Any]] = []
         for i in range(block, min(n, block + CHUNK * 5)):
             obj, rid, fields = _snapshot(i, n)
             records.append(
@@ -132,7 +133,7 @@ def fill(rt: runtime.Runtime, n: int, pending: int) -> None:
             Person(system=rt.system, user_id=u, name=u, email=f"rep{i}@example.co.jp")
             for i, u in enumerate(USERS)
         )
-    recordings, ids = [], []
+    recordings: list[dict[str, Any]] = []
     for i in range(pending):
         call = i % 5 != 0
         recordings.append(

@@ -23,6 +23,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from tasuki.recordings import marks
+from tasuki.recordings.capture import Kind
 from tasuki.recordings.keys import (
     MARKED_KINDS,
     Key,
@@ -167,10 +168,10 @@ def recordings_with(session: Session, keys: Iterable[Key], statuses: Collection[
     return found
 
 
-def recordings_hosted(
+def meetings_hosted(
     session: Session, host_email: str, start: datetime, end: datetime, statuses: Collection[str]
 ) -> set[int]:
-    """The ids of the recordings in ``statuses`` hosted by ``host_email`` that started in
+    """The ids of the meetings in ``statuses`` hosted by ``host_email`` that started in
     [``start``, ``end``)."""
     return set(
         session.scalars(
@@ -180,6 +181,7 @@ def recordings_hosted(
                 RecordingKey.kind == KeyKind.HOST.value,
                 RecordingKey.value == host_email,
                 Recording.status.in_(sorted(statuses)),
+                Recording.kind == Kind.MEETING.value,
                 Recording.at >= start,
                 Recording.at < end,
             )

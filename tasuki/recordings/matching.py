@@ -202,8 +202,10 @@ class IndexedDirectory(Directory):
 
     def _found(self, kind: str, values: Iterable[str], objects: Sequence[str]) -> list[Candidate]:
         wanted = set(values)
-        pairs = index.records_with(self.session, self.system, kind, wanted, objects)
-        self._load(pairs)
+        # Links stored so far need no flush before each look-up: none of them is read here.
+        with self.session.no_autoflush:
+            pairs = index.records_with(self.session, self.system, kind, wanted, objects)
+            self._load(pairs)
         rank = {o: i for i, o in enumerate(objects)}
         hits = [
             (rank[o], self._row_ids[(o, r)], self._snapshots[(o, r)])

@@ -139,8 +139,8 @@ def concerned(
 def _booked_meetings(
     session: Session, system: str, rcfg: RecordingsConfig, owner_days: set[str]
 ) -> set[int]:
-    """The pending recordings hosted by a marked deal's owner within the matching window of
-    its meeting's day (those the host's-deal rule of :func:`match_meeting` may link to it)."""
+    """The pending meetings hosted by a marked deal's owner within the matching window of its
+    meeting's day (those the host's-deal rule of ``match_meeting`` may link to it)."""
     days: dict[str, set[date]] = defaultdict(set)
     for value in owner_days:
         owner, _, text = value.partition(" ")
@@ -151,9 +151,7 @@ def _booked_meetings(
         for day in sorted(days[owner]):
             start = datetime.combine(day, time(), UTC) - window
             found.update(
-                index.recordings_hosted(
-                    session, email, start, start + window * 2 + ONE_DAY, PENDING
-                )
+                index.meetings_hosted(session, email, start, start + window * 2 + ONE_DAY, PENDING)
             )
     return found
 
