@@ -12,7 +12,7 @@ write-back waits in the queue, further requests join it instead of adding calls.
     recompute_closed_period()   nightly: the previous period in full
     write_back()                desired values → ledger diff → batched CRM writes
     ingest_recording(provider, payload)   a MiiTel / Zoom delivery → a kept recording
-    match_recordings()          links pending recordings to CRM records, re-judges those records
+    match_recordings(full)      links the pending recordings changes concern; re-judges records
     notify(at=None)             due notifications → Slack / e-mail, each once (ledger)
     deliver_agenda(day=None)    the handoff meeting's agenda → its Slack channel / e-mail
 """
@@ -92,7 +92,7 @@ def _follow_up(rt: Runtime, judged: Judged, records_changed: bool) -> None:
         enqueue_write_back(queue)
     elif _write_back_waits(rt):
         enqueue_write_back(queue)
-    if records_changed and recordings.pending(rt):
+    if records_changed and recordings.pass_due(rt):
         # New records may be what an unmatched recording was waiting for.
         enqueue_match_recordings(queue)
 
@@ -401,12 +401,13 @@ def ingest_recording(provider: str, payload: dict[str, Any]) -> dict[str, int]:
 
 
 @recorded
-def match_recordings() -> dict[str, int]:
-    """Link pending recordings; re-judge the records that gained or lost one; queue write-back."""
+def match_recordings(full: bool = False) -> dict[str, int]:
+    """Link the pending recordings that changes since the last pass concern (every pending one
+    when ``full``); re-judge the records that gained or lost one; queue write-back."""
     rt = runtime.current()
     with rt.store.session() as session:
         debts = owed(session, Owed.MATCH_RECORDINGS)
-    touched = recordings.link_pending(rt)
+    touched = recordings.link_pending(rt, full=full)
     by_object: dict[str, list[str]] = {}
     for obj, rid in touched:
         by_object.setdefault(obj, []).append(rid)

@@ -3,10 +3,12 @@
 Both paths that bring records in, a webhook-triggered sync of some ids and the periodic
 reconcile from a cursor, end in :func:`apply_records`, so they behave the same. In the same
 transaction as the snapshots, each changed record that rules look at is owed detection and
-judging (:data:`~tasuki.owed.Owed.JUDGE`), and a webhook's owed sync is settled: a worker killed
-right after the commit leaves that work in the store, not lost. A change whose
-only changed fields are ones tasuki wrote itself, holding exactly what the ledger says tasuki
-wrote, is an echo of our own write-back: it is stored but triggers no work.
+judging (:data:`~tasuki.owed.Owed.JUDGE`), the records' match keys follow their snapshots (a
+change a pending recording may wait for is marked: :mod:`tasuki.recordings.index`), and a
+webhook's owed sync is settled: a worker killed right after the commit leaves that work in the
+store, not lost. A change whose only changed fields are ones tasuki wrote itself, holding
+exactly what the ledger says tasuki wrote, is an echo of our own write-back: it is stored but
+triggers no work.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from tasuki.crm import RawRecord
 from tasuki.mapping import Mapper, crm_holds
 from tasuki.owed import Owed, owe, owed, settle
 from tasuki.queue import current_job_id
+from tasuki.recordings.index import track_snapshots
 from tasuki.store.models import LedgerEntry, Person, Record, SyncCursor, Transition, utcnow
 from tasuki.store.upsert import insert_ignore, upsert
 from tasuki.testhooks import checkpoint
@@ -83,14 +86,12 @@ def apply_records(
     if not raws:
         return result
     ids = [r.id for r in raws]
-    before = {
-        rec.record_id: rec.fields
-        for rec in session.scalars(
-            select(Record).where(
-                Record.system == system, Record.object == logical, Record.record_id.in_(ids)
-            )
+    stored = session.scalars(
+        select(Record).where(
+            Record.system == system, Record.object == logical, Record.record_id.in_(ids)
         )
-    }
+    ).all()
+    before = {rec.record_id: rec.fields for rec in stored}
     ledger: dict[str, dict[str, str | None]] = {}
     for entry in session.scalars(
         select(LedgerEntry).where(
@@ -102,9 +103,11 @@ def apply_records(
         ledger.setdefault(entry.record_id, {})[entry.field] = entry.value
     logical_of = {v: k for k, v in mapper.config.mapping(logical).fields.items()}
     rows = []
+    written: dict[str, dict[str, Any] | None] = {}
     stale_ledger: list[tuple[str, str]] = []
     for raw in raws:
         fields = mapper.to_logical(logical, raw.fields)
+        written[raw.id] = None if raw.deleted else fields
         rows.append(
             {
                 "system": system,
@@ -137,6 +140,14 @@ def apply_records(
         rows,
         ["system", "object", "record_id"],
         ["fields", "modstamp", "deleted", "synced_at"],
+    )
+    # The match keys follow the snapshots; a change a pending recording may wait for is marked.
+    track_snapshots(
+        session,
+        system,
+        logical,
+        written,
+        {rec.record_id: rec.fields for rec in stored if not rec.deleted},
     )
     # What the CRM holds no longer matches what tasuki wrote: the next write-back plans it.
     replan.mark(session, system, [(logical, rid) for rid, _ in stale_ledger])
@@ -225,6 +236,7 @@ def sync_ids(rt: Runtime, physical_object: str, ids: Sequence[str]) -> SyncResul
                 )
                 .values(deleted=True, synced_at=utcnow())
             )
+            track_snapshots(session, rt.system, logical, {g.id: None for g in gone}, {})
             result.deleted += len(gone)
             result.changed.extend(g.id for g in gone)
             owe_judging(rt, session, logical, [g.id for g in gone])

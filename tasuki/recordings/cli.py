@@ -84,13 +84,20 @@ def unmatched_command(limit: int, fmt: str) -> None:
 
 
 @artifacts_group.command("match")
-def match_command() -> None:
+@click.option(
+    "--all",
+    "everything",
+    is_flag=True,
+    help="Try every pending recording against every record (the full pass), not only those "
+    "that changes since the last pass concern.",
+)
+def match_command(everything: bool) -> None:
     """Link pending recordings now (what the worker does after each sync)."""
     import worker
     from tasuki import runtime
 
     with runtime.activate(runtime.build()):
-        result = worker.match_recordings()
+        result = worker.match_recordings(full=everything)
     click.echo(f"linked {result['linked']}; verdicts changed {result['verdicts_changed']}")
 
 

@@ -14,16 +14,29 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tasuki.recordings import index
 from tasuki.recordings.capture import Kind, parse_time
 from tasuki.recordings.config import RecordingsConfig
+from tasuki.recordings.keys import (
+    ACCOUNT_OBJECT,
+    DEAL_OBJECT,
+    LEAD_OBJECT,
+    Key,
+    KeyKind,
+    email_domain,
+    owner_day,
+    parent_domains,
+    record_keys,
+    snapshot_email,
+    web_domain,
+)
 from tasuki.recordings.phones import to_e164
 from tasuki.recordings.store import PENDING, Status
 from tasuki.settings import Config
@@ -55,20 +68,6 @@ class Candidate:
         return f"{self.object} {self.record_id}"
 
 
-def email_domain(email: str) -> str:
-    """The part after ``@``, lower-cased (empty when there is none)."""
-    return email.rsplit("@", 1)[1].lower() if "@" in email else ""
-
-
-def web_domain(value: object) -> str:
-    """``https://www.corp.example.jp/about`` → ``corp.example.jp``; a bare domain stays."""
-    text = str(value or "").strip().lower()
-    if not text:
-        return ""
-    host = urlsplit(text if "//" in text else f"//{text}").hostname or ""
-    return host.removeprefix("www.")
-
-
 class Directory:
     """Look-ups into one CRM's snapshots for one matching pass, each built once, on demand."""
 
@@ -91,11 +90,13 @@ class Directory:
         if obj not in self._cache:
             rows = (
                 self.session.execute(
-                    select(Record.record_id, Record.fields).where(
+                    select(Record.record_id, Record.fields)
+                    .where(
                         Record.system == self.system,
                         Record.object == obj,
                         Record.deleted.is_(False),
                     )
+                    .order_by(Record.id)
                 ).all()
                 if self._mapped(obj)
                 else []
@@ -143,7 +144,7 @@ class Directory:
             if not self._mapped(obj, "email"):
                 continue
             for c in self.records(obj):
-                email = str(c.fields.get("email") or "").strip().lower()
+                email = snapshot_email(c.fields)
                 if email:
                     out[email].append(c)
         return out
@@ -155,8 +156,8 @@ class Directory:
     @cached_property
     def _accounts_by_domain(self) -> dict[str, list[Candidate]]:
         out: dict[str, list[Candidate]] = defaultdict(list)
-        if self._mapped("account", "domain"):
-            for c in self.records("account"):
+        if self._mapped(ACCOUNT_OBJECT, "domain"):
+            for c in self.records(ACCOUNT_OBJECT):
                 domain = web_domain(c.fields.get("domain"))
                 if domain:
                     out[domain].append(c)
@@ -164,21 +165,128 @@ class Directory:
 
     def accounts_by_domain(self, domain: str) -> list[Candidate]:
         """Accounts whose website or domain is ``domain`` (or a parent domain of it)."""
-        parts = domain.lower().split(".")
-        for i in range(len(parts) - 1):
-            found = self._accounts_by_domain.get(".".join(parts[i:]))
+        for parent in parent_domains(domain):
+            found = self._accounts_by_domain.get(parent)
             if found:
                 return found
         return []
 
     @cached_property
     def _deals(self) -> list[Candidate]:
-        return self.records("deal")
+        return self.records(DEAL_OBJECT)
 
     def deals_where(self, field: str, values: Iterable[str]) -> list[Candidate]:
         """Deals whose ``field`` holds one of ``values``."""
         wanted = set(values)
         return [d for d in self._deals if str(d.fields.get(field) or "") in wanted]
+
+    def deals_booked(self, owner: str, at: datetime | None, window: timedelta) -> list[Candidate]:
+        """Deals of ``owner`` whose meeting date is within ``window`` of ``at``."""
+        return [x for x in self.deals_where("owner", [owner]) if _near(x, at, window)]
+
+
+DEAL_KEYS = {"lead_id": KeyKind.DEAL_LEAD.value, "account_id": KeyKind.DEAL_ACCOUNT.value}
+"""The deal fields :meth:`Directory.deals_where` is asked about, and their key kinds."""
+
+
+class IndexedDirectory(Directory):
+    """The same look-ups through the match-key index (:mod:`tasuki.recordings.index`): reads the
+    snapshots of the records a key leads to and no other, in the order :class:`Directory` gives
+    (objects in ``call_objects`` order, then oldest snapshot first), so both link alike.
+
+    A record found through the index is kept only if its snapshot still holds the key (the index
+    may say too much after two concurrent syncs of one record, never too little)."""
+
+    def _objects(self, objs: Iterable[str], field: str | None) -> list[str]:
+        return [o for o in dict.fromkeys(objs) if self._mapped(o, field)]
+
+    def _found(self, kind: str, values: Iterable[str], objects: Sequence[str]) -> list[Candidate]:
+        wanted = set(values)
+        # Links stored so far need no flush before each look-up: none of them is read here.
+        with self.session.no_autoflush:
+            pairs = index.records_with(self.session, self.system, kind, wanted, objects)
+            self._load(pairs)
+        rank = {o: i for i, o in enumerate(objects)}
+        hits = [
+            (rank[o], self._row_ids[(o, r)], self._snapshots[(o, r)])
+            for o, r in pairs
+            if (o, r) in self._snapshots
+            and any((kind, v) in self._keys_of(self._snapshots[(o, r)]) for v in wanted)
+        ]
+        return [c for _, _, c in sorted(hits, key=lambda t: (t[0], t[1]))]
+
+    def _load(self, pairs: Iterable[tuple[str, str]]) -> None:
+        missing: dict[str, list[str]] = defaultdict(list)
+        for o, r in pairs:
+            if (o, r) not in self._seen:
+                self._seen.add((o, r))
+                missing[o].append(r)
+        for obj, ids in missing.items():
+            for start in range(0, len(ids), index.CHUNK):
+                rows = self.session.execute(
+                    select(Record.id, Record.record_id, Record.fields).where(
+                        Record.system == self.system,
+                        Record.object == obj,
+                        Record.record_id.in_(ids[start : start + index.CHUNK]),
+                        Record.deleted.is_(False),
+                    )
+                )
+                for row_id, rid, fields in rows:
+                    self._snapshots[(obj, rid)] = Candidate(obj, rid, dict(fields or {}))
+                    self._row_ids[(obj, rid)] = row_id
+
+    def _keys_of(self, c: Candidate) -> set[Key]:
+        found = self._key_cache.get((c.object, c.record_id))
+        if found is None:
+            found = self._key_cache[(c.object, c.record_id)] = record_keys(c.object, c.fields)
+        return found
+
+    @cached_property
+    def _seen(self) -> set[tuple[str, str]]:
+        return set()
+
+    @cached_property
+    def _snapshots(self) -> dict[tuple[str, str], Candidate]:
+        return {}
+
+    @cached_property
+    def _row_ids(self) -> dict[tuple[str, str], int]:
+        return {}
+
+    @cached_property
+    def _key_cache(self) -> dict[tuple[str, str], set[Key]]:
+        return {}
+
+    def by_phone(self, e164: str) -> list[Candidate]:
+        objects = self._objects(self.rcfg.matching.call_objects, "phone")
+        return self._found(KeyKind.PHONE.value, [e164], objects)
+
+    def by_email(self, email: str) -> list[Candidate]:
+        objects = self._objects(self.rcfg.matching.call_objects, "email")
+        return self._found(KeyKind.EMAIL.value, [email.lower()], objects)
+
+    def accounts_by_domain(self, domain: str) -> list[Candidate]:
+        objects = self._objects([ACCOUNT_OBJECT], "domain")
+        for parent in parent_domains(domain):
+            found = self._found(KeyKind.DOMAIN.value, [parent], objects)
+            if found:
+                return found
+        return []
+
+    def deals_where(self, field: str, values: Iterable[str]) -> list[Candidate]:
+        kind = DEAL_KEYS.get(field)
+        if kind is None:
+            raise ValueError(f"deals are not indexed by {field!r}; by: {', '.join(DEAL_KEYS)}")
+        return self._found(kind, values, self._objects([DEAL_OBJECT], None))
+
+    def deals_booked(self, owner: str, at: datetime | None, window: timedelta) -> list[Candidate]:
+        if at is None:
+            return []
+        first, last = (at - window).astimezone(UTC).date(), (at + window).astimezone(UTC).date()
+        days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+        objects = self._objects([DEAL_OBJECT], None)
+        found = self._found(KeyKind.DEAL_OWNER.value, [owner_day(owner, d) for d in days], objects)
+        return [x for x in found if _near(x, at, window)]
 
 
 def _unique(cands: Iterable[Candidate]) -> list[Candidate]:
@@ -243,7 +351,7 @@ def match_meeting(rec: Recording, d: Directory) -> Link:
     domains = sorted({email_domain(e) for e in guests} - set(m.free_mail_domains) - {""})
     accounts = _unique(a for dom in domains for a in d.accounts_by_domain(dom))
     lead_accounts = {str(c.fields.get("account_id")) for c in leads if c.fields.get("account_id")}
-    deals = d.deals_where("lead_id", [c.record_id for c in leads if c.object == "lead"])
+    deals = d.deals_where("lead_id", [c.record_id for c in leads if c.object == LEAD_OBJECT])
     why = "participant's lead"
     if not deals:
         deals = d.deals_where("account_id", {a.record_id for a in accounts} | lead_accounts)
@@ -258,7 +366,7 @@ def match_meeting(rec: Recording, d: Directory) -> Link:
             deals, why = timely, f"{why}, meeting date at the recording's time"
         return _one(deals, why)
     if host:
-        booked = [x for x in d.deals_where("owner", [host]) if _near(x, rec.at, window)]
+        booked = d.deals_booked(host, rec.at, window)
         if booked:
             return _one(booked, "host's deal with a meeting at the recording's time")
     if leads:
@@ -275,20 +383,14 @@ def link(rec: Recording, d: Directory) -> Link:
     return match_call(rec, d) if rec.kind == Kind.CALL.value else match_meeting(rec, d)
 
 
-def match_pending(
-    session: Session, config: Config, system: str, rcfg: RecordingsConfig
+def link_all(
+    session: Session, recordings: Sequence[Recording], d: Directory, system: str
 ) -> list[tuple[str, str]]:
-    """Try every unmatched or ambiguous recording again; returns the (object, record id) pairs
-    whose recordings changed, for re-judging. Running it twice changes nothing the second time."""
-    pending = session.scalars(
-        select(Recording).where(Recording.status.in_(PENDING)).order_by(Recording.id)
-    ).all()
-    if not pending:
-        return []
-    d = Directory(session, config, system, rcfg)
+    """Match each of ``recordings`` through ``d`` and store the outcome; returns the (object,
+    record id) pairs whose recordings changed, for re-judging."""
     touched: list[tuple[str, str]] = []
     now = utcnow()
-    for rec in pending:
+    for rec in recordings:
         found = link(rec, d)
         rec.reason = found.reason[:2000]
         before = (rec.matched_object, rec.matched_record_id or "") if rec.matched_object else None
@@ -310,3 +412,18 @@ def match_pending(
         if before is not None and before != (found.object, found.record_id):
             touched.append(before)
     return touched
+
+
+def match_pending(
+    session: Session, config: Config, system: str, rcfg: RecordingsConfig
+) -> list[tuple[str, str]]:
+    """Try every unmatched or ambiguous recording again, against every snapshot (the full pass,
+    the reference for :mod:`tasuki.recordings.rematch`); returns the (object, record id) pairs
+    whose recordings changed, for re-judging. Running it twice changes nothing the second
+    time."""
+    pending = session.scalars(
+        select(Recording).where(Recording.status.in_(PENDING)).order_by(Recording.id)
+    ).all()
+    if not pending:
+        return []
+    return link_all(session, pending, Directory(session, config, system, rcfg), system)

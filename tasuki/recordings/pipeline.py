@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from tasuki.recordings import miitel, zoom
 from tasuki.recordings.capture import Capture
 from tasuki.recordings.config import RecordingsConfig, load_recordings_config
-from tasuki.recordings.matching import match_pending
+from tasuki.recordings.rematch import forget_if_idle, rematch
 from tasuki.recordings.store import has_pending, keep
 from tasuki.recordings.values import recording_values
 from tasuki.writeback import DesiredValue
@@ -51,16 +51,26 @@ def ingest(rt: Runtime, provider: str, payload: dict[str, Any]) -> bool:
     return changed
 
 
-def link_pending(rt: Runtime) -> list[tuple[str, str]]:
-    """Match every pending recording; the (object, record id) pairs whose recordings changed."""
+def link_pending(rt: Runtime, *, full: bool = False) -> list[tuple[str, str]]:
+    """Match the pending recordings that changes since the last pass concern (every pending
+    one when ``full``, :mod:`tasuki.recordings.rematch`); the (object, record id) pairs whose
+    recordings changed."""
     with rt.store.session() as session:
-        return match_pending(session, rt.settings.config, rt.system, recordings_config(rt))
+        return rematch(session, rt.settings.config, rt.system, recordings_config(rt), full=full)
 
 
 def pending(rt: Runtime) -> bool:
     """True when some recording waits for a link."""
     with rt.store.session() as session:
         return has_pending(session)
+
+
+def pass_due(rt: Runtime) -> bool:
+    """After a sync that changed records: True when some recording waits for a link (a pass is
+    due); when none does, the marks the sync left are forgotten, since no pass needs them."""
+    with rt.store.session() as session:
+        forget_if_idle(session)
+    return pending(rt)
 
 
 def desired(rt: Runtime) -> list[DesiredValue]:

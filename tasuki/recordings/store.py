@@ -2,7 +2,9 @@
 
 Every delivery ends up in one :class:`~tasuki.store.models.Recording` row per provider id:
 a second delivery of the same call or meeting fills in what the first lacked (a Zoom meeting's
-participants arrive before its recording) and never erases what is known.
+participants arrive before its recording) and never erases what is known. A row whose facts
+changed has its match keys indexed and is marked for the next re-match pass, in the same
+transaction (:mod:`tasuki.recordings.index`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from tasuki.recordings.capture import Capture
+from tasuki.recordings.index import track_recording
 from tasuki.store.models import Recording
 from tasuki.store.upsert import insert_ignore
 from tasuki.verdicts import Artifact
@@ -89,6 +92,8 @@ def keep(session: Session, capture: Capture) -> tuple[Recording, bool]:
     if changed and row.status == Status.MATCHED.value:
         # New facts may change the link: the row goes back to the queue of pending ones.
         row.status, row.reason = Status.UNMATCHED.value, "new facts arrived; matching again"
+    if changed:
+        track_recording(session, row)
     return row, changed
 
 

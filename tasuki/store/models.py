@@ -379,6 +379,59 @@ class ReplanMark(Base):
     marked_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class RecordKey(Base):
+    """A match key of one live CRM snapshot (:mod:`tasuki.recordings.keys`): the index a
+    re-match pass reads instead of every snapshot. Written with the snapshot, in the sync's
+    transaction (:mod:`tasuki.recordings.index`); a deleted record has none."""
+
+    __tablename__ = "record_keys"
+    __table_args__ = (
+        UniqueConstraint("system", "object", "record_id", "kind", "value"),
+        Index("ix_record_keys_value", "system", "kind", "value"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    system: Mapped[str] = mapped_column(String(20))
+    object: Mapped[str] = mapped_column(String(40))
+    record_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(20))
+    value: Mapped[str] = mapped_column(Text)
+
+
+class RecordingKey(Base):
+    """A match key of one recording, from what its provider told: the way from a changed
+    CRM record to the pending recordings it may concern."""
+
+    __tablename__ = "recording_keys"
+    __table_args__ = (
+        UniqueConstraint("recording_id", "kind", "value"),
+        Index("ix_recording_keys_value", "kind", "value"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recording_id: Mapped[int] = mapped_column(ForeignKey("recordings.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))
+    value: Mapped[str] = mapped_column(Text)
+
+
+class RematchMark(Base):
+    """A match key whose records changed since a re-match pass last looked (see
+    :mod:`tasuki.recordings.rematch`), or a recording whose facts changed (``kind``
+    ``recording``, no system), written in the same transaction as the change. ``version`` grows
+    with each change, so a pass clears only what it read. A row with ``kind`` ``*`` keeps the
+    digest of the matching settings the last full pass ran under."""
+
+    __tablename__ = "rematch_marks"
+    __table_args__ = (UniqueConstraint("system", "kind", "value"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    system: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[str] = mapped_column(String(20))
+    value: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    marked_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class WriteIntent(Base):
     """A value about to be sent to the CRM, recorded before the call (see
     :mod:`tasuki.writeback`): after a crash or a timeout, the next pass reads these records back

@@ -13,7 +13,8 @@ from sqlalchemy import select
 from tasuki.handoffs import context_for
 from tasuki.recordings.capture import Capture, Kind
 from tasuki.recordings.config import RecordingsConfig
-from tasuki.recordings.matching import match_pending, web_domain
+from tasuki.recordings.keys import web_domain
+from tasuki.recordings.matching import match_pending
 from tasuki.recordings.store import keep
 from tasuki.recordings.values import recording_values
 from tasuki.settings import Settings
