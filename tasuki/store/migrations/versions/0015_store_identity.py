@@ -1,7 +1,7 @@
 """store identity: a random id of this store, fixed when it is created
 
 Revision ID: 0015
-Revises: 0012
+Revises: 0014
 Create Date: 2026-12-02 01:20:00
 
 Webhook intake remembers delivery ids in Redis under this id (:mod:`tasuki.deliveries`): a
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0015"
-down_revision: str | None = "0012"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
