@@ -182,14 +182,14 @@ def explain_command(boundary: str, record_id: str, now: datetime | None, fmt: st
     rule what the rules files give now (with why)."""
     from sqlalchemy import select
 
-    from tasuki import runtime
+    from tasuki import startup
     from tasuki.handoffs import context_for
     from tasuki.store.models import Handoff
 
     normal = normalize_boundary(boundary)
     if normal is None:
         raise click.BadParameter(f"{boundary!r}; write e.g. IS→FS", param_hint="--boundary")
-    rt = runtime.current()
+    rt = startup.current()
     tz = rt.calendar.tz
     at = now.replace(tzinfo=tz) if now else datetime.now(UTC)
     with rt.store.session() as session:
@@ -316,10 +316,10 @@ def apply_command(dry_run: bool, show: int) -> None:
     """Judge every stored handoff under the rules files as they are now; print what changes (N
     verdicts, by rule, old → new), then store the new verdicts and write them back to the CRM."""
     import worker
-    from tasuki import rulechanges, runtime
+    from tasuki import rulechanges, startup
     from tasuki.store.models import utcnow
 
-    rt = runtime.current()
+    rt = startup.current()
     tz = rt.calendar.tz
     now = utcnow()
     err = Console(stderr=True)

@@ -148,14 +148,14 @@ def _show(console: Console, settings: Settings, outcome: object) -> None:
 def worker_command(burst: bool) -> None:
     """Run an RQ worker on TASUKI_REDIS_URL (refuses to start on a bad config or rules file)."""
     import worker
-    from tasuki import logs, runtime
+    from tasuki import logs, startup
     from tasuki.preflight import WORKER, checked_settings
     from tasuki.queue import MONITORING_INTERVAL, enqueue_once, job_queue
     from worker import RefreshingWorker
 
     # Every file and what a worker needs from the environment, every problem at once, before
     # the store is opened or any job taken.
-    rt = runtime.install(checked_settings(WORKER))
+    rt = startup.install(checked_settings(WORKER))
     logs.setup(rt.settings, "worker")
     rt.validate()  # the rulebook, kept for the jobs
     logs.started("worker", rt.settings)
@@ -260,10 +260,10 @@ def sync_command(
     """Sync now: read what changed in the CRM (from each object's cursor, or --since), detect
     and judge handoffs, write back. The first run is the back-fill of the org's history."""
     import worker
-    from tasuki import backfill, runtime
+    from tasuki import backfill, startup
     from tasuki.display import local_time
 
-    rt = runtime.current()
+    rt = startup.current()
     tz = rt.calendar.tz
     start = since.replace(tzinfo=tz) if since else None
     objects = backfill.synced_objects(rt, only)

@@ -88,7 +88,7 @@ class FileCheck:
 
 
 def _validate_rules(settings: Settings) -> object:
-    from tasuki.runtime import load_rules
+    from tasuki.startup import load_rules
 
     return load_rules(settings)
 

@@ -166,7 +166,7 @@ def probe_redis(settings: Settings) -> tuple[str | None, list[Problem]]:
 
 def probe_crm(settings: Settings) -> tuple[str | None, list[Problem]]:
     """Sign in to the configured CRM with one cheap authenticated call."""
-    from tasuki.runtime import connector_for
+    from tasuki.startup import connector_for
 
     crm = settings.config.crm
     if crm == "local":

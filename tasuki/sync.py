@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
@@ -23,12 +23,10 @@ from tasuki.crm import RawRecord
 from tasuki.mapping import Mapper, crm_holds
 from tasuki.owed import Owed, owe, owed, settle
 from tasuki.queue import current_job_id
+from tasuki.runtime import Runtime
 from tasuki.store.models import LedgerEntry, Person, Record, SyncCursor, Transition, utcnow
 from tasuki.store.upsert import insert_ignore, upsert
 from tasuki.testhooks import checkpoint
-
-if TYPE_CHECKING:
-    from tasuki.runtime import Runtime
 
 IGNORED_FOR_CHANGE = frozenset({"modified_at"})
 """Logical fields whose change alone is no change worth work (the CRM bumps them on every save)."""

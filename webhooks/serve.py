@@ -20,7 +20,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080, threads
     import waitress
 
     from tasuki import logs
-    from tasuki.runtime import build
+    from tasuki.startup import build
     from webhooks import create_app, require_webhook_secret
 
     require_webhook_secret(settings)

@@ -47,7 +47,7 @@ from tasuki.store.models import utcnow
 def _rulebook(settings: Settings) -> Any:
     cached = current_app.extensions.get("tasuki_console_rules")
     if cached is None:
-        from tasuki.runtime import load_rules
+        from tasuki.startup import load_rules
 
         cached = load_rules(settings)
         current_app.extensions["tasuki_console_rules"] = cached

@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 
 import worker
 from connectors.local import LocalCrm
-from tasuki import logs, runtime
+from tasuki import logs, runtime, startup
 from tasuki.demo.org import OrgSpec, generate
 from tasuki.demo.recordings import deliver as deliver_recordings
 from tasuki.demo.recordings import with_provider_secrets
@@ -168,7 +168,7 @@ def run_demo(settings: Settings, spec: OrgSpec, progress: Progress) -> DemoOutco
 
     started = time.perf_counter()
     # Every file the config names is checked before the CRM or the store is touched.
-    runtime.validate(settings)
+    startup.validate(settings)
     crm, seeded, changes = _prepare_crm(settings, spec, progress)
     runs = int(crm.meta("demo_runs") or 0) + 1
     crm.set_meta("demo_runs", str(runs))
@@ -185,7 +185,7 @@ def run_demo(settings: Settings, spec: OrgSpec, progress: Progress) -> DemoOutco
     store = open_store(settings.database_url)
     connection = connect(settings)
     queue = job_queue(settings, connection)
-    rt = runtime.Runtime(settings, store, crm, redis_connection=connection)
+    rt = startup.assemble(settings, store, crm, connection)
     app = create_app(settings, store=store, queue=queue)
     with store.session() as s:
         last_run = s.scalar(select(func.coalesce(func.max(WriteRun.id), 0))) or 0

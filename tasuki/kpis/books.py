@@ -1,42 +1,37 @@
 """The KPI book a process works with and the company's periods.
 
 The book (the validated ``kpis:`` files of the config) is a pure function of the files and the
-config; :func:`book` memoises it by the files' size and modification time (a ``stat`` each) and
-the config, so an edited file is read again on the next call and nobody clears a cache."""
+config. A process keeps the one it read in its runtime (:attr:`tasuki.runtime.Runtime.kpi_book`,
+read again when the files' stamps move, like the rulebook); :func:`book` hands out that one when
+the active runtime works with the same settings, and reads the files otherwise (a test, a one-off
+command). No cache lives here: what a job's figures were computed with is its runtime's."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
+from tasuki import runtime
 from tasuki.catalog import catalog
 from tasuki.kpis.periods import period_of
 from tasuki.kpis.schema import KpiBook, load_kpibook
 from tasuki.settings import Settings
-from tasuki.yamlsource import Stamps, file_stamps
 
-_Key = tuple[Stamps, str]
-_read: dict[_Key, KpiBook] = {}
-"""Books read, by their files' stamps (paths included) and the config's JSON: a memo of a pure
-function (an edited file has new stamps and is read again), at most :data:`_KEPT` of them."""
-_KEPT = 16
+
+def read_book(settings: Settings) -> KpiBook:
+    """Read and validate the KPI book named in the config now (ConfigError if bad)."""
+    cfg = settings.config
+    boundaries: dict[str, str | None] = {b.id: b.object for b in cfg.boundaries}
+    return load_kpibook(list(settings.kpi_paths), catalog(cfg), boundaries, related=cfg.related)
 
 
 def book(settings: Settings) -> KpiBook:
-    """The validated KPI book named in the config (ConfigError if bad), read again only when a
-    file or the config changed."""
-    cfg = settings.config
-    key = (file_stamps(settings.kpi_paths), cfg.model_dump_json())
-    found = _read.get(key)
-    if found is None:
-        boundaries: dict[str, str | None] = {b.id: b.object for b in cfg.boundaries}
-        found = load_kpibook(
-            list(settings.kpi_paths), catalog(cfg), boundaries, related=cfg.related
-        )
-        if len(_read) >= _KEPT:
-            _read.clear()
-        _read[key] = found
-    return found
+    """The validated KPI book named in the config (ConfigError if bad): the active runtime's
+    when it works with these settings (read once, again when a file changed), else read now."""
+    rt = runtime.active()
+    if rt is not None and rt.reads_kpis and (rt.settings is settings or rt.settings == settings):
+        return rt.kpi_book
+    return read_book(settings)
 
 
 def company_tz(settings: Settings) -> ZoneInfo:

@@ -100,7 +100,7 @@ def show(period: str | None, mtd: bool, compute: bool, fmt: str) -> None:
     """Each person's own and neighbour KPIs against target, and their attainment."""
     from tasuki import kpis
     from tasuki.kpis.periods import label
-    from tasuki.runtime import build
+    from tasuki.startup import build
 
     rt = build()
     now = datetime.now(UTC)
@@ -161,7 +161,7 @@ def explain(kpi_id: str, person: str | None, period: str | None, mtd: bool, fmt:
 
     from tasuki import kpis
     from tasuki.kpis.periods import label
-    from tasuki.runtime import build
+    from tasuki.startup import build
     from tasuki.store.models import Person
 
     rt = build()
@@ -239,7 +239,7 @@ def push(
     from tasuki import kpis
     from tasuki.kpis.computation import restatement
     from tasuki.kpis.periods import spanning
-    from tasuki.runtime import build
+    from tasuki.startup import build
     from tasuki.writeback import write_back
 
     rt = build()

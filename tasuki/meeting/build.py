@@ -226,7 +226,7 @@ def build_agenda(
     :class:`~tasuki.errors.ConfigError` when the rules files are wrong (``rulebook`` not given).
     """
     if rulebook is None:
-        from tasuki.runtime import load_rules
+        from tasuki.startup import load_rules
 
         rulebook = load_rules(settings)
     schedule = MeetingSchedule.from_settings(settings)

@@ -49,11 +49,11 @@ def notify_group(ctx: click.Context, dry_run: bool, at: str | None) -> None:
     agenda when it is due. Rules: the notifications files tasuki.yaml names."""
     if ctx.invoked_subcommand is not None:
         return
-    from tasuki import runtime
+    from tasuki import startup
     from tasuki.notify import agenda, sweep
     from tasuki.notify.ledger import Status
 
-    rt = runtime.current()
+    rt = startup.current()
     now = _when(at)
     report = sweep.run(rt, now, dry_run=dry_run)
     delivered = agenda.deliver(rt, now, dry_run=dry_run)
@@ -100,10 +100,10 @@ def notify_group(ctx: click.Context, dry_run: bool, at: str | None) -> None:
 def check_command() -> None:
     """Check the Slack token (auth.test), the channels of the destinations and the meeting
     (conversations.info, for channel ids), and that the SMTP server answers."""
-    from tasuki import runtime
+    from tasuki import startup
     from tasuki.notify import sweep
 
-    rt = runtime.current()
+    rt = startup.current()
     book = sweep.book_of(rt)
     media = sweep.Media(rt, book)
     problems = 0

@@ -87,9 +87,9 @@ def unmatched_command(limit: int, fmt: str) -> None:
 def match_command() -> None:
     """Link pending recordings now (what the worker does after each sync)."""
     import worker
-    from tasuki import runtime
+    from tasuki import runtime, startup
 
-    with runtime.activate(runtime.build()):
+    with runtime.activate(startup.build()):
         result = worker.match_recordings()
     click.echo(f"linked {result['linked']}; verdicts changed {result['verdicts_changed']}")
 
