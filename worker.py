@@ -32,12 +32,14 @@ from rq.queue import Queue
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from tasuki import alarms, replan, startup
+from tasuki import alarms, kpis, replan, startup
 from tasuki.errors import TasukiError
 from tasuki.facts import keep_history_before
 from tasuki.judging import Judged, judge_owed, judge_with_dependents, verdict_values
 from tasuki.judging import sla_sweep as _sla_sweep
 from tasuki.mapping import Mapper
+from tasuki.notify import agenda, sweep
+from tasuki.notify.outcome import DeliveryUnavailable
 from tasuki.ops import runs
 from tasuki.ops.runs import prune as prune_runs
 from tasuki.owed import Debt, Owed, assign, owe, owed, settle, stale
@@ -214,8 +216,6 @@ def _settle_then_owe_write_back(debts: Sequence[Debt]) -> Callable[[Session, int
 @recorded
 def compute_kpis() -> dict[str, int]:
     """Recompute KPI values for the current period (and the ones changes touched)."""
-    from tasuki import kpis
-
     rt = startup.current()
     with rt.store.session() as session:
         debts = owed(session, Owed.KPIS)
@@ -233,8 +233,6 @@ def recompute_closed_period() -> dict[str, int]:
     safety net for the period people are judged on), queue write-back if anything moved, and
     evaluate the partial-optimisation alarms of the last two closed periods
     (:func:`tasuki.alarms.evaluate_recent`)."""
-    from tasuki import kpis
-
     rt = startup.current()
     closed = kpis.pushed_periods(rt.settings, utcnow())[0]
     changed = kpis.compute(
@@ -267,8 +265,6 @@ def desired_values(
     period (user fields, KPI rows, record-level figures). Verdict fields of every handed-over
     record, or only of the records ``verdicts_of`` (:mod:`tasuki.replan`); historical verdicts
     only with ``write_history`` (:func:`tasuki.judging.verdict_values`)."""
-    from tasuki import kpis
-
     with rt.store.session() as session:
         desired = verdict_values(rt, session, verdicts_of, write_history=write_history)
     desired.extend(recordings.desired(rt))
@@ -513,9 +509,6 @@ def notify(at: str | None = None) -> dict[str, int]:
     agenda if it is due and was not delivered. Raises :class:`DeliveryUnavailable` when Slack
     or the mail server could not take some (5xx, connection refused): they stay owed, and the
     next run sends them (nothing sent twice: the ledger)."""
-    from tasuki.notify import agenda, sweep
-    from tasuki.notify.outcome import DeliveryUnavailable
-
     rt = startup.current()
     now = _instant(at)
     report = sweep.run(rt, now)
@@ -536,9 +529,6 @@ def deliver_agenda(day: str | None = None, at: str | None = None) -> dict[str, i
     """Deliver the agenda of the meeting of ``day`` (default: the one due at ``at``/now, on a
     business day between ``meeting.deliver_at`` and the meeting's end) to its Slack channel and
     e-mail; each message once."""
-    from tasuki.notify import agenda
-    from tasuki.notify.outcome import DeliveryUnavailable
-
     rt = startup.current()
     meeting = date.fromisoformat(day) if day else None
     delivered = agenda.deliver(rt, _instant(at), meeting)

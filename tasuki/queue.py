@@ -202,6 +202,7 @@ end
 return out
 """
 
+
 def enqueue_many(queue: Queue, specs: Sequence[JobSpec]) -> list[str | None]:
     """Queue every job of ``specs`` in one Redis round trip (one atomic script), each exactly as
     :func:`enqueue_once` would: the id actually queued per spec, or ``None`` when its work was

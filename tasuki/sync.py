@@ -22,6 +22,7 @@ from tasuki import membership, replan
 from tasuki.crm import RawRecord
 from tasuki.mapping import Mapper, crm_holds
 from tasuki.owed import Owed, owe, owed, settle
+from tasuki.people_file import apply_people_file
 from tasuki.queue import current_job_id
 from tasuki.runtime import Runtime
 from tasuki.store.models import LedgerEntry, Person, Record, SyncCursor, Transition, utcnow
@@ -257,6 +258,7 @@ def sync_people(rt: Runtime) -> int:
         )
         apply_records(rt, session, "user", users)
         membership.learn(session, rt.settings, rows, seen)
+        apply_people_file(session, rt.settings)  # the admin's file may name people just synced
     return len(rows)
 
 

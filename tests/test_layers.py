@@ -171,3 +171,51 @@ def test_no_test_imports_a_conftest() -> None:
         if name.split(".")[-1] == "conftest" or ".conftest." in name
     ]
     assert found == []
+
+
+def unexplained_function_imports(paths: list[Path] | None = None) -> list[str]:
+    """``file:line: statement`` for every import inside a function without a ``# lazy:`` reason
+    (on its line or in the comment just above it). Importing at the top shows a module's
+    dependencies where they are read; deferring one is allowed for a reason worth writing down:
+    a heavy stack loaded only when it is used (the console's, a CRM's client library)."""
+    found = []
+    for path in _sources() if paths is None else paths:
+        text = path.read_text(encoding="utf-8")
+        lines = text.splitlines()
+        tree = ast.parse(text, str(path))
+        typing_only = {
+            id(inner)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.If) and ast.unparse(node.test) in TYPE_CHECKING_TESTS
+            for stmt in node.body
+            for inner in ast.walk(stmt)
+        }
+        for function in ast.walk(tree):
+            if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for node in ast.walk(function):
+                if not isinstance(node, ast.Import | ast.ImportFrom) or id(node) in typing_only:
+                    continue
+                above = node.lineno - 2
+                comments = [lines[node.lineno - 1]]
+                while above >= 0 and lines[above].strip().startswith("#"):
+                    comments.append(lines[above])
+                    above -= 1
+                if not any("# lazy:" in c for c in comments):
+                    found.append(f"{path.name}:{node.lineno}: {lines[node.lineno - 1].strip()}")
+    return sorted(set(found))
+
+
+def test_an_import_inside_a_function_says_why_it_is_deferred() -> None:
+    assert unexplained_function_imports() == []
+
+
+def test_the_lazy_check_accepts_a_reason_on_the_line_or_above(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "def f():\n    import json  # lazy: a reason\n"
+        "def g():\n    # lazy: a reason\n    # on two lines\n    import csv\n"
+        "def h():\n    # why not\n    import os\n"
+        "if TYPE_CHECKING:\n    def i():\n        import re\n"
+    )
+    assert unexplained_function_imports([probe]) == ["probe.py:9: import os"]

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import click
+import waitress
 
-from tasuki.settings import Settings
+from tasuki import logs
+from tasuki.console.demo import serve_demo
+from tasuki.preflight import SERVE, checked_settings
+from tasuki.settings import Settings, load_settings
+from tasuki.startup import build
+from webhooks import create_app, require_webhook_secret
 
 SERVER_BODY_LIMIT = 4 * 1024 * 1024
 """Waitress buffers a whole request before the app sees it: past this it answers 413 itself,
@@ -17,12 +23,6 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080, threads
     Refuses to start without ``TASUKI_WEBHOOK_SECRET`` or with a broken rules or KPI file
     (:class:`~tasuki.errors.ConfigError`), or when the store is unreachable.
     """
-    import waitress
-
-    from tasuki import logs
-    from tasuki.startup import build
-    from webhooks import create_app, require_webhook_secret
-
     require_webhook_secret(settings)
     rt = build(settings)
     rt.validate()
@@ -51,13 +51,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080, threads
 def serve_command(host: str, port: int, threads: int, demo: bool) -> None:
     """Receive webhooks and serve the Sales Ops console (needs TASUKI_WEBHOOK_SECRET,
     TASUKI_REDIS_URL and, for the console, TASUKI_OPS_TOKEN)."""
-    from tasuki import logs
-    from tasuki.preflight import SERVE, checked_settings
-
     if demo:
-        from tasuki.console.demo import serve_demo
-        from tasuki.settings import load_settings
-
         serve_demo(load_settings(), host, port, threads)
         return
 

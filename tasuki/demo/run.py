@@ -14,7 +14,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -26,14 +26,16 @@ from sqlalchemy import func, select
 import worker
 from connectors.local import LocalCrm
 from tasuki import logs, runtime, startup
+from tasuki.demo import DemoFailed
 from tasuki.demo.org import OrgSpec, generate
 from tasuki.demo.recordings import deliver as deliver_recordings
 from tasuki.demo.recordings import with_provider_secrets
-from tasuki.errors import TasukiError
 from tasuki.queue import connect, job_queue
 from tasuki.settings import Settings
 from tasuki.store.db import open_store
 from tasuki.store.models import LedgerEntry, WriteRun, utcnow
+from webhooks import create_app
+from webhooks.local import signed_headers
 
 NOTICES_PER_POST = 100
 """Change notices per webhook request (Salesforce sends up to 100 per Outbound Message)."""
@@ -76,10 +78,6 @@ class DemoOutcome:
     report_path: Path | None = None
 
 
-class DemoFailed(TasukiError):
-    """A job of the demo failed; the message carries the job's error."""
-
-
 def _prepare_crm(
     settings: Settings, spec: OrgSpec, progress: Progress
 ) -> tuple[LocalCrm, bool, int]:
@@ -100,8 +98,6 @@ def _deliver(
     crm: LocalCrm, client: object, secret: str, outcome: DemoOutcome, progress: Progress
 ) -> None:
     """POST every pending change notice of the CRM, signed, 100 to a request."""
-    from webhooks.local import signed_headers
-
     total = len(crm.pending_notices(limit=10**9))
     sent = 0
     while True:
@@ -164,8 +160,6 @@ def _work(queue: Queue, outcome: DemoOutcome, progress: Progress) -> None:
 
 def run_demo(settings: Settings, spec: OrgSpec, progress: Progress) -> DemoOutcome:
     """Seed (if needed) and push the org through the pipeline; returns what happened."""
-    from webhooks import create_app
-
     started = time.perf_counter()
     # Every file the config names is checked before the CRM or the store is touched.
     startup.validate(settings)
@@ -231,6 +225,4 @@ def run_demo(settings: Settings, spec: OrgSpec, progress: Progress) -> DemoOutco
 
 
 def _with_secret(settings: Settings, secret: str) -> Settings:
-    from dataclasses import replace
-
     return replace(settings, webhook_secret=SecretStr(secret))

@@ -14,6 +14,8 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy import func, select
 
+import worker
+from tasuki import runtime, startup
 from tasuki.display import FORMATS, local_time, render
 from tasuki.meeting.cli import agenda_command
 from tasuki.recordings.packet import Packet, build_packet, find_record
@@ -86,9 +88,6 @@ def unmatched_command(limit: int, fmt: str) -> None:
 @artifacts_group.command("match")
 def match_command() -> None:
     """Link pending recordings now (what the worker does after each sync)."""
-    import worker
-    from tasuki import runtime, startup
-
     with runtime.activate(startup.build()):
         result = worker.match_recordings()
     click.echo(f"linked {result['linked']}; verdicts changed {result['verdicts_changed']}")
