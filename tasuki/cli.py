@@ -24,7 +24,7 @@ from webhooks.serve import serve_command
 class _Group(click.Group):
     """Turns tasuki's own errors into a clear message and a non-zero exit, without a traceback.
 
-    Each command runs in a context of its own: the runtime it sets (:func:`tasuki.runtime.current`
+    Each command runs in a context of its own: the runtime it sets (:func:`tasuki.startup.current`
     builds one from the environment at first use) is the command's, and ends with it."""
 
     def invoke(self, ctx: click.Context) -> object:
