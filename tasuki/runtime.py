@@ -14,8 +14,8 @@ Rules and KPI files are watched: :meth:`Runtime.refresh`, called as each job sta
 their size and modification time with those they were read at (a ``stat`` per file), hashes the
 content only when one moved, and reads the changed files again. A worker started before a rule
 change therefore judges with the new rule; a broken new file fails the job with the file's
-problems (FILE:LINE:COL) instead of judging with stale rules. The runtime holds the KPI book it
-read the same way, so :func:`tasuki.kpis.book` asks it instead of keeping a cache of its own.
+problems (FILE:LINE:COL) instead of judging with stale rules. The KPI files are watched the
+same way: a changed book is read (and validated) as the job starts.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ class Runtime:
     """How the rules files become a rulebook (the rule engine's loader, given by
     :func:`tasuki.startup.assemble`)."""
     read_kpis: Callable[[Settings], KpiBook] | None = field(default=None, kw_only=True)
-    """How the KPI files become a KPI book (:func:`tasuki.kpis.books.read_book`)."""
+    """How the KPI files become a KPI book (:func:`tasuki.kpis.book`)."""
     _rules: _Read[Rulebook] | None = field(default=None, init=False, repr=False)
     _rules_print: str = field(default="", init=False, repr=False)
     _kpis: _Read[KpiBook] | None = field(default=None, init=False, repr=False)
@@ -135,11 +135,6 @@ class Runtime:
         if self._kpis is None:
             self._kpis = self._read_kpis()
         return self._kpis.value
-
-    @property
-    def reads_kpis(self) -> bool:
-        """Whether this runtime was given the KPI book's reader (and so keeps the book)."""
-        return self.read_kpis is not None
 
     @property
     def kpi_fingerprint(self) -> str:

@@ -40,7 +40,7 @@ from tasuki.errors import ConfigError, Problem
 from tasuki.messaging import SlackSettings, SmtpSettings, smtp_from_env
 from tasuki.providers import HubSpotSettings, SalesforceSettings
 from tasuki.signin import ConsoleSettings
-from tasuki.yamlsource import Located, load, problems_from_validation
+from tasuki.yamlsource import KeptReads, Located, load, problems_from_validation
 
 DEFAULT_CONFIG = "builtin:tasuki.yaml"
 """What ``TASUKI_CONFIG`` means when unset: the configuration shipped inside the package."""
@@ -587,6 +587,10 @@ class Settings:
     """``TASUKI_SMTP_*``: the mail server, ``None`` when unset (no e-mail)."""
     console: ConsoleSettings = ConsoleSettings()
     """``TASUKI_OIDC_*`` and ``TASUKI_SECURE_COOKIES`` (the console's sign-in)."""
+    kept: KeptReads = dataclasses.field(
+        default_factory=KeptReads, init=False, compare=False, repr=False
+    )
+    """What was read from the files these settings name (the KPI book), by their stamps."""
 
     @property
     def rule_paths(self) -> list[Path]:

@@ -25,6 +25,7 @@ from rules import Rulebook, load_rulebook
 from tasuki import runtime
 from tasuki.catalog import catalog
 from tasuki.crm import Connector
+from tasuki.kpis.books import book as kpi_book
 from tasuki.kpis.books import read_book
 from tasuki.runtime import Runtime
 from tasuki.settings import Settings, load_settings
@@ -68,7 +69,7 @@ def assemble(
         connector,
         redis_connection,
         read_rules=load_rules,
-        read_kpis=read_book,
+        read_kpis=kpi_book,
     )
 
 

@@ -1,17 +1,16 @@
 """The KPI book a process works with and the company's periods.
 
 The book (the validated ``kpis:`` files of the config) is a pure function of the files and the
-config. A process keeps the one it read in its runtime (:attr:`tasuki.runtime.Runtime.kpi_book`,
-read again when the files' stamps move, like the rulebook); :func:`book` hands out that one when
-the active runtime works with the same settings, and reads the files otherwise (a test, a one-off
-command). No cache lives here: what a job's figures were computed with is its runtime's."""
+config. :func:`book` keeps it on the settings that name those files
+(:class:`~tasuki.yamlsource.KeptReads`), read again when a file's stamps move: an edited file is
+read on the next call, nobody clears a cache, and no module holds one. A runtime keeps the book
+its jobs use and watches the files for changes (:meth:`tasuki.runtime.Runtime.refresh`)."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
-from tasuki import runtime
 from tasuki.catalog import catalog
 from tasuki.kpis.periods import period_of
 from tasuki.kpis.schema import KpiBook, load_kpibook
@@ -26,12 +25,9 @@ def read_book(settings: Settings) -> KpiBook:
 
 
 def book(settings: Settings) -> KpiBook:
-    """The validated KPI book named in the config (ConfigError if bad): the active runtime's
-    when it works with these settings (read once, again when a file changed), else read now."""
-    rt = runtime.active()
-    if rt is not None and rt.reads_kpis and (rt.settings is settings or rt.settings == settings):
-        return rt.kpi_book
-    return read_book(settings)
+    """The validated KPI book named in the config (ConfigError if bad), read again only when a
+    file changed."""
+    return settings.kept.get("kpis", settings.kpi_paths, lambda: read_book(settings))
 
 
 def company_tz(settings: Settings) -> ZoneInfo:
