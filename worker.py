@@ -1,7 +1,9 @@
 """RQ jobs: top-level functions with small JSON-safe arguments; every one can run twice unharmed.
 
-Each job looks up settings, store and connector in :mod:`tasuki.runtime`, does its work through
-the pipeline modules, and queues what follows (write-back, KPIs) as merged jobs: while one
+Each job looks up settings, store and connector in the runtime of its process (the ContextVar
+of :mod:`tasuki.runtime`, set by :func:`tasuki.startup.install` at the worker's start; a job
+run outside one builds it from the environment, :func:`tasuki.startup.current`), does its work
+through the pipeline modules, and queues what follows (write-back, KPIs) as merged jobs: while one
 write-back waits in the queue, further requests join it instead of adding calls.
 
     sync_records(object, ids)   webhook notice → fetch → snapshot → handoffs → verdicts
@@ -30,13 +32,15 @@ from rq.queue import Queue
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from tasuki import alarms, replan, runtime
+from tasuki import alarms, kpis, replan, startup
 from tasuki.deliveries import DELIVERY_MEMORY, Journal
 from tasuki.errors import TasukiError
 from tasuki.facts import keep_history_before
 from tasuki.judging import Judged, judge_owed, judge_with_dependents, verdict_values
 from tasuki.judging import sla_sweep as _sla_sweep
 from tasuki.mapping import Mapper
+from tasuki.notify import agenda, sweep
+from tasuki.notify.outcome import DeliveryUnavailable
 from tasuki.ops import runs
 from tasuki.ops.runs import prune as prune_runs
 from tasuki.owed import Debt, Owed, assign, owe, owed, settle, stale
@@ -61,9 +65,9 @@ from tasuki.writeback import write_back as _write_back
 
 log = logging.getLogger(__name__)
 
-recorded = runs.recorded(runtime.current)
+recorded = runs.recorded(startup.current)
 """Each job's runs in ``job_runs``, with this process's runtime (:mod:`tasuki.ops.runs`)."""
-recorded_when_busy = runs.recorded(runtime.current, idle=False)
+recorded_when_busy = runs.recorded(startup.current, idle=False)
 """The same, leaving no row for a run with nothing to show."""
 
 
@@ -75,7 +79,7 @@ class RefreshingWorker(Worker):
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         try:
-            runtime.current().refresh()
+            startup.current().refresh()
         except TasukiError:
             # The job itself refreshes again and fails with the file's problems; the worker
             # stays up for the fix.
@@ -121,7 +125,7 @@ def sync_records(object: str, ids: list[str]) -> dict[str, int]:
     """Sync the CRM records ``ids`` of CRM object ``object`` and act on what changed.
 
     Judges whatever these records owe, including what an earlier, killed run of this job left."""
-    rt = runtime.current()
+    rt = startup.current()
     result = sync_ids(rt, object, ids)
     judged = judge_owed(rt, result.object, ids)
     _follow_up(rt, judged, bool(result.changed))
@@ -131,7 +135,7 @@ def sync_records(object: str, ids: list[str]) -> dict[str, int]:
 @recorded
 def reconcile(object: str | None = None) -> dict[str, int]:
     """Sync every tracked object (or the logical ``object``) from its cursor; users first."""
-    rt = runtime.current()
+    rt = startup.current()
     sync_people(rt)
     objects = [object] if object else [o for o in Mapper(rt.settings.config).objects]
     _first_back_fill_is_history(rt, objects)
@@ -172,7 +176,7 @@ def _first_back_fill_is_history(rt: Runtime, objects: Sequence[str]) -> None:
 @recorded
 def sla_sweep() -> dict[str, int]:
     """Re-judge recent handoffs; queue write-back and KPIs when a verdict changed."""
-    rt = runtime.current()
+    rt = startup.current()
     changed = _sla_sweep(rt)
     if changed:
         queue = job_queue(rt.settings, rt.redis_connection)
@@ -185,7 +189,7 @@ def sla_sweep() -> dict[str, int]:
 def prune_deliveries() -> dict[str, int]:
     """Forget delivery ids older than :data:`DELIVERY_MEMORY` and job runs older than
     :data:`tasuki.ops.runs.RUN_HISTORY`; returns how many of each."""
-    rt = runtime.current()
+    rt = startup.current()
     with rt.store.session() as session:
         gone = session.execute(
             delete(Delivery).where(Delivery.received_at < utcnow() - DELIVERY_MEMORY)
@@ -208,9 +212,7 @@ def _settle_then_owe_write_back(debts: Sequence[Debt]) -> Callable[[Session, int
 @recorded
 def compute_kpis() -> dict[str, int]:
     """Recompute KPI values for the current period (and the ones changes touched)."""
-    from tasuki import kpis
-
-    rt = runtime.current()
+    rt = startup.current()
     with rt.store.session() as session:
         debts = owed(session, Owed.KPIS)
     changed = kpis.compute(
@@ -227,9 +229,7 @@ def recompute_closed_period() -> dict[str, int]:
     safety net for the period people are judged on), queue write-back if anything moved, and
     evaluate the partial-optimisation alarms of the last two closed periods
     (:func:`tasuki.alarms.evaluate_recent`)."""
-    from tasuki import kpis
-
-    rt = runtime.current()
+    rt = startup.current()
     closed = kpis.pushed_periods(rt.settings, utcnow())[0]
     changed = kpis.compute(
         rt.store,
@@ -261,8 +261,6 @@ def desired_values(
     period (user fields, KPI rows, record-level figures). Verdict fields of every handed-over
     record, or only of the records ``verdicts_of`` (:mod:`tasuki.replan`); historical verdicts
     only with ``write_history`` (:func:`tasuki.judging.verdict_values`)."""
-    from tasuki import kpis
-
     with rt.store.session() as session:
         desired = verdict_values(rt, session, verdicts_of, write_history=write_history)
     desired.extend(recordings.desired(rt))
@@ -287,7 +285,7 @@ def write_back(dry_run: bool = False, write_history: bool = False) -> dict[str, 
     (:mod:`tasuki.passes`): a pass waits, owed, for the syncs, judging and KPIs queued before it
     that still run (each queues it again when done), and runs one at a time (one that finds
     another pass running stays owed; the running pass queues one more when done)."""
-    rt = runtime.current()
+    rt = startup.current()
     if dry_run:
         return _write_back_pass(rt, dry_run=True, write_history=write_history)
     queue = job_queue(rt.settings, rt.redis_connection)
@@ -383,7 +381,7 @@ def ingest_recording(provider: str, payload: dict[str, Any]) -> dict[str, int]:
 
     Settles the delivery's debt with a matching pass owed, whether or not this run changed
     anything (a killed earlier run may have kept the recording and not queued the pass)."""
-    rt = runtime.current()
+    rt = startup.current()
     changed = recordings.ingest(rt, provider, payload)
     job_id = current_job_id()
     with rt.store.session() as session:
@@ -404,7 +402,7 @@ def ingest_recording(provider: str, payload: dict[str, Any]) -> dict[str, int]:
 def match_recordings(full: bool = False) -> dict[str, int]:
     """Link the pending recordings that changes since the last pass concern (every pending one
     when ``full``); re-judge the records that gained or lost one; queue write-back."""
-    rt = runtime.current()
+    rt = startup.current()
     with rt.store.session() as session:
         debts = owed(session, Owed.MATCH_RECORDINGS)
     touched = recordings.link_pending(rt, full=full)
@@ -432,7 +430,7 @@ def recover() -> dict[str, int]:
     when the scheduler sees Redis come back): syncs whose job Redis lost, judging a killed
     worker left, KPI, write-back and matching passes, recordings. Work whose job's worker
     stopped sending heartbeats (``recovery.abandoned_after_seconds``) counts as lost."""
-    rt = runtime.current()
+    rt = startup.current()
     recovery = rt.settings.config.recovery
     queue = job_queue(rt.settings, rt.redis_connection)
     # Deliveries accepted and not yet in the store (no server running to take them, or one
@@ -513,10 +511,7 @@ def notify(at: str | None = None) -> dict[str, int]:
     agenda if it is due and was not delivered. Raises :class:`DeliveryUnavailable` when Slack
     or the mail server could not take some (5xx, connection refused): they stay owed, and the
     next run sends them (nothing sent twice: the ledger)."""
-    from tasuki.notify import agenda, sweep
-    from tasuki.notify.outcome import DeliveryUnavailable
-
-    rt = runtime.current()
+    rt = startup.current()
     now = _instant(at)
     report = sweep.run(rt, now)
     figures = report.figures()
@@ -536,10 +531,7 @@ def deliver_agenda(day: str | None = None, at: str | None = None) -> dict[str, i
     """Deliver the agenda of the meeting of ``day`` (default: the one due at ``at``/now, on a
     business day between ``meeting.deliver_at`` and the meeting's end) to its Slack channel and
     e-mail; each message once."""
-    from tasuki.notify import agenda
-    from tasuki.notify.outcome import DeliveryUnavailable
-
-    rt = runtime.current()
+    rt = startup.current()
     meeting = date.fromisoformat(day) if day else None
     delivered = agenda.deliver(rt, _instant(at), meeting)
     if delivered.outcomes.get("pending"):

@@ -34,7 +34,11 @@ from connectors.hubspot_api import RateLimits  # noqa: E402
 from connectors.hubspot_changes import SEARCH_PAGE  # noqa: E402
 from connectors.salesforce import QUERY_BATCH_SIZE, SalesforceConnector, SalesforceOptions  # noqa: E402
 from connectors.salesforce_auth import Domain  # noqa: E402
-from tasuki import backfill, runtime  # noqa: E402
+from tasuki import (  # noqa: E402
+    backfill,
+    runtime,
+    startup,  # noqa: E402
+)
 from tasuki.mapping import Mapper  # noqa: E402
 from tasuki.queue import connect  # noqa: E402
 from tasuki.ratelimit import Window  # noqa: E402
@@ -85,7 +89,7 @@ def salesforce(n: int, folder: Path) -> tuple[int, int, int, int, float]:
         session=http,
     )
     store = open_store(settings.database_url)
-    rt = runtime.Runtime(replace(settings, config=config), store, connector)
+    rt = startup.assemble(replace(settings, config=config), store, connector)
     try:
         with runtime.activate(rt):
             plan = backfill.plan(rt, ["deal"])
@@ -136,7 +140,7 @@ def hubspot(n: int, folder: Path) -> tuple[int, int, int, int, float]:
     )
     connector = HubSpotConnector.with_access_token("bench-token", connect(settings), options)
     store = open_store(settings.database_url)
-    rt = runtime.Runtime(replace(settings, config=config), store, connector)
+    rt = startup.assemble(replace(settings, config=config), store, connector)
     try:
         with runtime.activate(rt):
             plan = backfill.plan(rt, ["deal"])

@@ -29,7 +29,7 @@ from sqlalchemy import func, select  # noqa: E402
 
 import worker  # noqa: E402
 from connectors.local import LocalCrm  # noqa: E402
-from tasuki import runtime  # noqa: E402
+from tasuki import runtime, startup  # noqa: E402
 from tasuki.demo.org import OrgSpec, generate  # noqa: E402
 from tasuki.queue import connect  # noqa: E402
 from tasuki.settings import Settings, load_settings  # noqa: E402
@@ -53,7 +53,7 @@ def _pass(
     ids: dict[str, list[str]] = {}
     for _, obj, rid, _ in crm.pending_notices(10**7):
         ids.setdefault(obj, []).append(rid)
-    rt = runtime.Runtime(s, store, crm, redis_connection=connect(s))
+    rt = startup.assemble(s, store, crm, redis_connection=connect(s))
     with runtime.activate(rt):
         started = time.perf_counter()
         for obj in ("User", "Account", "Lead", "Opportunity"):

@@ -34,7 +34,11 @@ from sqlalchemy import insert, text, update  # noqa: E402
 
 from bench.intake import postgres_database  # noqa: E402
 from connectors.local import LocalCrm  # noqa: E402
-from tasuki import replan, runtime  # noqa: E402
+from tasuki import (  # noqa: E402
+    replan,
+    runtime,
+    startup,  # noqa: E402
+)
 from tasuki.judging import verdict_values  # noqa: E402
 from tasuki.mapping import Mapper, ledger_value  # noqa: E402
 from tasuki.settings import load_settings  # noqa: E402
@@ -143,7 +147,7 @@ def timed(rt: runtime.Runtime, marked: bool) -> tuple[float, list[Any]]:
 def run(url: str, folder: Path, n: int, changed: int) -> tuple[float, float, int]:
     settings = load_settings({"TASUKI_DATA_DIR": str(folder)}, database_url=url)
     store = open_store(url)
-    rt = runtime.Runtime(settings, store, LocalCrm(folder / "crm.db"), redis_connection=None)
+    rt = startup.assemble(settings, store, LocalCrm(folder / "crm.db"), redis_connection=None)
     fill(rt, n)
     with store.session() as s:
         replan.planned_fully(s, rt.system, replan.settings_digest(settings.config))

@@ -1,6 +1,7 @@
 """Connectors: one module per system, all speaking :class:`tasuki.crm.Connector`.
 
-``connector_for(settings)`` is the one place a connector is chosen and built.
+:func:`tasuki.startup.connector_for` (the composition root) is the one place a connector is
+chosen and built.
 """
 
 from tasuki.crm import (

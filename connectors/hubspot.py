@@ -73,6 +73,7 @@ from tasuki.crm import (
     pages,
 )
 from tasuki.errors import ConfigError, CrmAuthError, CrmRequestError
+from tasuki.queue import connect
 from tasuki.ratelimit import DailyBudget, SharedLimiter
 from tasuki.settings import Settings
 
@@ -800,8 +801,6 @@ def connector_from_settings(settings: Settings) -> HubSpotConnector:
     """The connector for the account ``settings.hubspot`` describes (see the module docstring):
     the access token if set, else the OAuth app. Raises :class:`ConfigError` naming each
     missing variable when neither is complete."""
-    from tasuki.queue import connect
-
     hs = settings.hubspot
     problems = hs.login_problems()
     if problems:

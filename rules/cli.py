@@ -24,13 +24,21 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy import select, tuple_
 
+import worker
 from rules.engine import RuleStatus, load_rulebook
 from rules.schema import normalize_boundary
 from rules.testcases import CaseResult, load_test_file, run_test_file
+from tasuki import rulechanges, startup
+from tasuki.calendar import BusinessCalendar
+from tasuki.catalog import catalog
 from tasuki.configure import CONFIG_FILE
 from tasuki.display import FORMATS, local_time, named, render
 from tasuki.errors import ConfigError
+from tasuki.handoffs import context_for
+from tasuki.settings import load_settings
+from tasuki.store.models import Handoff, Person, Record, utcnow
 from tasuki.verdicts import Outcome
 
 if TYPE_CHECKING:
@@ -59,9 +67,6 @@ def _report_problems(exc: ConfigError) -> None:
 @click.argument("paths", nargs=-1, type=CONFIG_FILE)
 def check_command(paths: tuple[Path, ...]) -> None:
     """Validate rules files completely; every problem as FILE:LINE:COL: message."""
-    from tasuki.catalog import catalog
-    from tasuki.settings import load_settings
-
     settings = load_settings()
     files = list(paths) or settings.rule_paths
     try:
@@ -79,10 +84,6 @@ def check_command(paths: tuple[Path, ...]) -> None:
 @click.argument("paths", nargs=-1, required=True, type=CONFIG_FILE)
 def test_command(paths: tuple[Path, ...]) -> None:
     """Run rule test files (a record, its artifacts, the expected verdict) and show a table."""
-    from tasuki.calendar import BusinessCalendar
-    from tasuki.catalog import catalog
-    from tasuki.settings import load_settings
-
     settings = load_settings()
     config = settings.config
     calendar = BusinessCalendar.from_config(config.calendar)
@@ -133,10 +134,6 @@ _FORMAT = click.option(
 
 def _people(session: Session, system: str, ids: set[str | None]) -> dict[str, str]:
     """Display names of CRM users: ``Name [id]``."""
-    from sqlalchemy import select
-
-    from tasuki.store.models import Person
-
     wanted = {i for i in ids if i}
     found = {
         p.user_id: p.name
@@ -149,10 +146,6 @@ def _people(session: Session, system: str, ids: set[str | None]) -> dict[str, st
 
 def _record_names(session: Session, system: str, keys: set[tuple[str, str]]) -> dict[str, str]:
     """Display names of records by id: ``Name [id]`` (the logical ``name`` or ``company``)."""
-    from sqlalchemy import select, tuple_
-
-    from tasuki.store.models import Record
-
     out: dict[str, str] = {}
     keys_list = sorted(keys)
     for start in range(0, len(keys_list), 500):
@@ -180,16 +173,10 @@ def _record_names(session: Session, system: str, keys: set[tuple[str, str]]) -> 
 def explain_command(boundary: str, record_id: str, now: datetime | None, fmt: str) -> None:
     """One stored handoff: its stored verdict with the rule set that judged it, and rule by
     rule what the rules files give now (with why)."""
-    from sqlalchemy import select
-
-    from tasuki import runtime
-    from tasuki.handoffs import context_for
-    from tasuki.store.models import Handoff
-
     normal = normalize_boundary(boundary)
     if normal is None:
         raise click.BadParameter(f"{boundary!r}; write e.g. IS→FS", param_hint="--boundary")
-    rt = runtime.current()
+    rt = startup.current()
     tz = rt.calendar.tz
     at = now.replace(tzinfo=tz) if now else datetime.now(UTC)
     with rt.store.session() as session:
@@ -315,11 +302,7 @@ def explain_command(boundary: str, record_id: str, now: datetime | None, fmt: st
 def apply_command(dry_run: bool, show: int) -> None:
     """Judge every stored handoff under the rules files as they are now; print what changes (N
     verdicts, by rule, old → new), then store the new verdicts and write them back to the CRM."""
-    import worker
-    from tasuki import rulechanges, runtime
-    from tasuki.store.models import utcnow
-
-    rt = runtime.current()
+    rt = startup.current()
     tz = rt.calendar.tz
     now = utcnow()
     err = Console(stderr=True)

@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
@@ -26,12 +25,10 @@ from tasuki.errors import TasukiError
 from tasuki.facts import history_before, keep_history_before
 from tasuki.judging import judge_owed
 from tasuki.mapping import Mapper
+from tasuki.runtime import Runtime
 from tasuki.store.models import SyncCursor, utcnow
 from tasuki.store.upsert import upsert
 from tasuki.sync import SyncResult, reconcile, sync_people
-
-if TYPE_CHECKING:
-    from tasuki.runtime import Runtime
 
 USERS_READS = 1
 """Read calls for the CRM's users before the records (one page holds every owner of most orgs)."""

@@ -24,6 +24,8 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+import holidays as holidays_pkg
+
 if TYPE_CHECKING:
     from tasuki.settings import CalendarConfig
 
@@ -115,8 +117,6 @@ class BusinessCalendar:
     # ---- days -------------------------------------------------------------------------------
 
     def _country_holidays(self, year: int) -> set[date]:
-        import holidays as holidays_pkg
-
         assert self.country is not None
         try:
             found = holidays_pkg.country_holidays(self.country, years=year)

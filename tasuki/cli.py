@@ -7,13 +7,24 @@ import sys
 
 import click
 
+from rules.cli import rules_group
+from tasuki.alarms.cli import alarms_group
+from tasuki.commands import register_core
+from tasuki.configure import check_config_command, init_command
+from tasuki.console.cli import report_command, users_group
 from tasuki.errors import ConfigError, TasukiError
+from tasuki.kpis.cli import kpi_group
+from tasuki.notify.cli import notify_group
+from tasuki.ops.cli import register_ops
+from tasuki.recordings.cli import artifacts_group, handoff_group
+from tasuki.up import up_command
+from webhooks.serve import serve_command
 
 
 class _Group(click.Group):
     """Turns tasuki's own errors into a clear message and a non-zero exit, without a traceback.
 
-    Each command runs in a context of its own: the runtime it sets (:func:`tasuki.runtime.current`
+    Each command runs in a context of its own: the runtime it sets (:func:`tasuki.startup.current`
     builds one from the environment at first use) is the command's, and ends with it."""
 
     def invoke(self, ctx: click.Context) -> object:
@@ -36,18 +47,6 @@ def main() -> None:
 
 def _register() -> None:
     """Attach each feature's command group (one line per feature)."""
-    from rules.cli import rules_group
-    from tasuki.alarms.cli import alarms_group
-    from tasuki.commands import register_core
-    from tasuki.configure import check_config_command, init_command
-    from tasuki.console.cli import report_command, users_group
-    from tasuki.kpis.cli import kpi_group
-    from tasuki.notify.cli import notify_group
-    from tasuki.ops.cli import register_ops
-    from tasuki.recordings.cli import artifacts_group, handoff_group
-    from tasuki.up import up_command
-    from webhooks.serve import serve_command
-
     register_core(main)
     main.add_command(check_config_command)
     main.add_command(init_command)

@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tasuki.settings import Settings
+import worker
+from tasuki import backfill, kpis, logs, startup
+from tasuki.console.report import write_report
+from tasuki.demo.agenda import show_next_agenda
+from tasuki.demo.org import OrgSpec
+from tasuki.demo.run import DemoOutcome, run_demo
+from tasuki.display import local_time
+from tasuki.kpis.periods import previous
+from tasuki.notify.agenda import agenda_cron
+from tasuki.overview import boundary_stats
+from tasuki.preflight import DEMO, SCHEDULER, WORKER, checked_settings
+from tasuki.queue import MONITORING_INTERVAL, connect, enqueue_once, job_queue
+from tasuki.schedule import CompanyCronScheduler, Scheduler
+from tasuki.settings import Settings, load_settings
+from tasuki.store.db import make_engine, open_store, upgrade
+from worker import RefreshingWorker
 
 
 @click.command("demo")
@@ -23,11 +39,6 @@ from tasuki.settings import Settings
 )
 def demo_command(seed: int, leads: int, until: datetime | None) -> None:
     """Run the whole pipeline on the embedded CRM and a synthetic The Model org."""
-    from tasuki import logs
-    from tasuki.demo.org import OrgSpec
-    from tasuki.demo.run import run_demo
-    from tasuki.preflight import DEMO, checked_settings
-
     settings = checked_settings(DEMO)  # every file, every problem at once
     # Progress bars own the terminal: only warnings unless TASUKI_LOG_LEVEL asks for more.
     logs.setup(settings, "demo", default_level="WARNING")
@@ -55,13 +66,6 @@ def demo_command(seed: int, leads: int, until: datetime | None) -> None:
 
 
 def _show(console: Console, settings: Settings, outcome: object) -> None:
-    from tasuki import kpis
-    from tasuki.console.report import write_report
-    from tasuki.demo.run import DemoOutcome
-    from tasuki.kpis.periods import previous
-    from tasuki.overview import boundary_stats
-    from tasuki.store.db import open_store
-
     assert isinstance(outcome, DemoOutcome)
     store = open_store(settings.database_url)
     config = settings.config
@@ -138,7 +142,6 @@ def _show(console: Console, settings: Settings, outcome: object) -> None:
         f"Done in {outcome.seconds:.1f} s: webhooks, jobs, {handoffs} handoffs "
         f"judged and written back in {outcome.pipeline_seconds:.1f} s."
     )
-    from tasuki.demo.agenda import show_next_agenda
 
     show_next_agenda(console, store, settings, outcome.spec.until)
 
@@ -147,15 +150,9 @@ def _show(console: Console, settings: Settings, outcome: object) -> None:
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 def worker_command(burst: bool) -> None:
     """Run an RQ worker on TASUKI_REDIS_URL (refuses to start on a bad config or rules file)."""
-    import worker
-    from tasuki import logs, runtime
-    from tasuki.preflight import WORKER, checked_settings
-    from tasuki.queue import MONITORING_INTERVAL, enqueue_once, job_queue
-    from worker import RefreshingWorker
-
     # Every file and what a worker needs from the environment, every problem at once, before
     # the store is opened or any job taken.
-    rt = runtime.install(checked_settings(WORKER))
+    rt = startup.install(checked_settings(WORKER))
     logs.setup(rt.settings, "worker")
     rt.validate()  # the rulebook, kept for the jobs
     logs.started("worker", rt.settings)
@@ -174,14 +171,6 @@ def scheduler_command() -> None:
 
     Survives Redis outages: it retries with backoff and, when Redis is back, queues a recovery
     pass at once (see tasuki.schedule)."""
-    from zoneinfo import ZoneInfo
-
-    from tasuki import logs
-    from tasuki.notify.agenda import agenda_cron
-    from tasuki.preflight import SCHEDULER, checked_settings
-    from tasuki.queue import connect, enqueue_once, job_queue
-    from tasuki.schedule import CompanyCronScheduler, Scheduler
-
     # Every file (a bad cron expression, a broken rules file) and Redis's URL, every problem at
     # once, before anything is scheduled. The scheduler itself needs neither store nor CRM.
     settings = checked_settings(SCHEDULER)
@@ -193,7 +182,6 @@ def scheduler_command() -> None:
     zone = ZoneInfo(settings.config.calendar.timezone)
     cron = CompanyCronScheduler(connection, zone)  # logs through logs.setup's handler
     queue = settings.config.queue_name
-    import worker
 
     cron.register(worker.reconcile, queue, cron=s.reconcile)
     cron.register(worker.sla_sweep, queue, cron=s.reconcile)
@@ -219,9 +207,6 @@ def db_group() -> None:
 @db_group.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending migration to TASUKI_DATABASE_URL and say which."""
-    from tasuki.settings import load_settings
-    from tasuki.store.db import make_engine, upgrade
-
     engine = make_engine(load_settings().database_url)
     try:
         done = upgrade(engine)
@@ -259,11 +244,7 @@ def sync_command(
 ) -> None:
     """Sync now: read what changed in the CRM (from each object's cursor, or --since), detect
     and judge handoffs, write back. The first run is the back-fill of the org's history."""
-    import worker
-    from tasuki import backfill, runtime
-    from tasuki.display import local_time
-
-    rt = runtime.current()
+    rt = startup.current()
     tz = rt.calendar.tz
     start = since.replace(tzinfo=tz) if since else None
     objects = backfill.synced_objects(rt, only)

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 import click
 
 from tasuki.errors import ConfigError
+from tasuki.preflight import CHECK_CONFIG, preflight
+from tasuki.probes import probe_all
 from tasuki.settings import builtin_path, resolve_ref
 
 if TYPE_CHECKING:
@@ -64,8 +66,6 @@ def check_config_command(with_services: bool) -> None:
     """Validate tasuki.yaml (TASUKI_CONFIG), every rules, KPI and recordings file, and the
     variables the configured CRM and receivers need, in one pass; exit 2 with every problem as
     FILE:LINE:COL. Needs no database."""
-    from tasuki.preflight import CHECK_CONFIG, preflight
-
     report = preflight(CHECK_CONFIG)
     problems = list(report.problems)
     for note in report.notes:
@@ -73,8 +73,6 @@ def check_config_command(with_services: bool) -> None:
     if with_services and report.settings is None:
         click.echo("note: services not reached: tasuki.yaml must be usable first")
     elif with_services and report.settings is not None:
-        from tasuki.probes import probe_all
-
         found = probe_all(report.settings)
         for line in found.lines:
             click.echo(line)

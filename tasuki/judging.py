@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -16,14 +15,12 @@ from tasuki.handoffs import contexts_for, detect, unknown_owners
 from tasuki.mapping import Mapper
 from tasuki.owed import Owed, owe, owed, settle
 from tasuki.people_file import apply_people_file
+from tasuki.runtime import Runtime
 from tasuki.store.models import Handoff, LedgerEntry, Record, Verdict, Violation, utcnow
 from tasuki.sync import sync_people
 from tasuki.testhooks import checkpoint
 from tasuki.verdicts import Verdict as RuleVerdict
 from tasuki.writeback import DesiredValue
-
-if TYPE_CHECKING:
-    from tasuki.runtime import Runtime
 
 VIOLATIONS_TEXT_LIMIT = 4000
 """Longest violations summary written to a CRM field (long text areas hold more; people don't)."""

@@ -78,7 +78,11 @@ ordinary words); every secret tasuki is given is far longer in practice."""
 _context: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar(
     "tasuki_log_context", default=None
 )
-_configured: list[logging.Handler] = []
+
+
+class _ProcessHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The one handler :func:`setup` puts on the root logger; the root logger, not this module,
+    remembers it, so setting up again replaces it and :func:`configured` finds it there."""
 
 
 def bind(**fields: object) -> contextvars.Token[Mapping[str, str] | None]:
@@ -240,13 +244,12 @@ def setup(
     formatter: logging.Formatter = (
         JsonFormatter(secrets) if settings.log_format == "json" else TextFormatter(secrets)
     )
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = _ProcessHandler(stream or sys.stderr)
     handler.setFormatter(formatter)
     handler.addFilter(_Context(process))
     root = logging.getLogger()
-    for old in _configured:
+    for old in [h for h in root.handlers if isinstance(h, _ProcessHandler)]:
         root.removeHandler(old)
-    _configured[:] = [handler]
     root.addHandler(handler)
     root.setLevel(max(level, LIBRARY_FLOOR))
     for name in OWN_LOGGERS:
@@ -264,8 +267,8 @@ def setup(
 
 
 def configured() -> bool:
-    """True once :func:`setup` ran in this process."""
-    return bool(_configured)
+    """True once :func:`setup` ran in this process (its handler is on the root logger)."""
+    return any(isinstance(h, _ProcessHandler) for h in logging.getLogger().handlers)
 
 
 def started(process: str, settings: Settings, **fields: str) -> None:

@@ -229,7 +229,8 @@ def learn(
 ) -> None:
     """What a people sync adds to memberships: the observations of ``people`` at ``at``
     (default now; each user's logical ``fields`` give ``created_at`` and ``modified_at`` when
-    mapped), then the admin's file (which may name people just synced)."""
+    mapped). The admin's file, which builds on these and may name people just synced, is
+    applied after it by the caller (:func:`tasuki.people_file.apply_people_file`)."""
     when = at or utcnow()
     created: dict[str, datetime] = {}
     changed: dict[str, datetime] = {}
@@ -239,9 +240,6 @@ def learn(
             if instant is not None:
                 into[uid] = instant
     observe(session, settings.config.crm, people, when, created, changed)
-    from tasuki.people_file import apply_people_file  # the file module builds on this one
-
-    apply_people_file(session, settings)
 
 
 def _instant(value: Any) -> datetime | None:

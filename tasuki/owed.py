@@ -18,13 +18,15 @@ A job killed at any point therefore leaves either nothing done or its debt in th
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from tasuki.store.models import OwedWork, utcnow
@@ -144,25 +146,29 @@ def owe_all(session: Session, owings: Iterable[Owing]) -> int:
     return len(rows)
 
 
-_OWE: dict[str, Any] = {}
-"""The upsert of owed rows per dialect, built once (building it costs more than running it)."""
+def _owe_upsert(insert: Any) -> Any:
+    """The upsert of an owed row in one dialect: a new debt, or one more version of it."""
+    stmt = insert(OwedWork)
+    return stmt.on_conflict_do_update(
+        index_elements=["kind", "object", "record_id"],
+        set_={
+            "version": OwedWork.version + 1,
+            "owed_at": stmt.excluded.owed_at,
+            "job_id": stmt.excluded.job_id,
+            "payload": stmt.excluded.payload,
+        },
+    )
+
+
+_OWE: Mapping[str, Any] = MappingProxyType(
+    {"sqlite": _owe_upsert(sqlite.insert), "postgresql": _owe_upsert(postgresql.insert)}
+)
+"""The upsert of owed rows per dialect, built at import (building it costs more than running
+it); a constant, not a cache."""
 
 
 def _owe_statement(session: Session) -> Any:
-    dialect = session.get_bind().dialect.name
-    stmt = _OWE.get(dialect)
-    if stmt is None:
-        stmt = dialect_insert(session, OwedWork)
-        stmt = _OWE[dialect] = stmt.on_conflict_do_update(
-            index_elements=["kind", "object", "record_id"],
-            set_={
-                "version": OwedWork.version + 1,
-                "owed_at": stmt.excluded.owed_at,
-                "job_id": stmt.excluded.job_id,
-                "payload": stmt.excluded.payload,
-            },
-        )
-    return stmt
+    return _OWE[session.get_bind().dialect.name]
 
 
 def _debt(row: OwedWork) -> Debt:

@@ -24,7 +24,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+from tasuki import kpis
+from tasuki.alarms.schema import alarm_book
+from tasuki.alarms.schema import config_path as alarms_path
 from tasuki.errors import ConfigError, Problem
+from tasuki.notify.schema import load_notification_book
+from tasuki.people_file import people_file, read_people_file
 from tasuki.providers import (
     RECEIVER_SECRETS,
     HubSpotSettings,
@@ -32,6 +40,8 @@ from tasuki.providers import (
     missing,
     unusable,
 )
+from tasuki.recordings.config import config_path as recordings_path
+from tasuki.recordings.config import load_recordings_config
 from tasuki.settings import (
     Config,
     Settings,
@@ -42,6 +52,7 @@ from tasuki.settings import (
     masked_url,
     parse_config,
 )
+from tasuki.startup import load_rules
 from tasuki.yamlsource import Located, load
 
 
@@ -88,59 +99,40 @@ class FileCheck:
 
 
 def _validate_rules(settings: Settings) -> object:
-    from tasuki.runtime import load_rules
-
     return load_rules(settings)
 
 
 def _validate_kpis(settings: Settings) -> object:
-    from tasuki import kpis
-
     return kpis.book(settings)
 
 
 def _recordings_files(settings: Settings) -> list[Path]:
-    from tasuki.recordings.config import config_path
-
-    return [config_path(settings)]
+    return [recordings_path(settings)]
 
 
 def _validate_recordings(settings: Settings) -> object:
-    from tasuki.recordings.config import load_recordings_config
-
     return load_recordings_config(settings)
 
 
 def _validate_notifications(settings: Settings) -> object:
-    from tasuki.notify.schema import load_notification_book
-
     return load_notification_book(settings.notification_paths, settings.config)
 
 
 def _people_files(settings: Settings) -> list[Path]:
-    from tasuki.people_file import people_file
-
     path = people_file(settings)
     return [] if path is None else [path]
 
 
 def _validate_people(settings: Settings) -> object:
-    from tasuki.people_file import people_file, read_people_file
-
     path = people_file(settings)
     return [] if path is None else read_people_file(path, settings.config)
 
 
 def _alarm_files(settings: Settings) -> list[Path]:
-    from tasuki.alarms.schema import config_path
-
-    return [config_path(settings)]
+    return [alarms_path(settings)]
 
 
 def _validate_alarms(settings: Settings) -> object:
-    from tasuki import kpis
-    from tasuki.alarms.schema import alarm_book
-
     try:
         kpis.book(settings)
     except ConfigError:
@@ -277,9 +269,6 @@ def environment_problems(settings: Settings, needs: Needs) -> list[Problem]:
 
 def database_problems(url: str) -> list[Problem]:
     """A store URL tasuki cannot use (not a URL, not SQLite or PostgreSQL, no driver)."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-
     shown = masked_url(url)
     try:
         parsed = make_url(url)

@@ -12,9 +12,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import redis
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import NullPool, create_engine, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
 from tasuki.errors import ConfigError, CrmError, Problem
+from tasuki.people_file import people_file, read_people_file, resolve_people
+from tasuki.preflight import database_problems
 from tasuki.providers import unusable
 from tasuki.settings import Settings, masked_url
+from tasuki.startup import connector_for
+from tasuki.store.db import alembic_config
+from tasuki.store.models import Person
 
 CONNECT_TIMEOUT_SECONDS = 5
 """How long a probe waits for the store or Redis to answer."""
@@ -30,8 +43,6 @@ class Findings:
 
 def probe_all(settings: Settings) -> Findings:
     """Probe the store, Redis and the CRM that ``settings`` name."""
-    from tasuki.preflight import database_problems
-
     found = Findings()
     probes = [probe_redis, probe_crm]
     if not database_problems(settings.database_url):  # an unusable URL is reported already
@@ -46,15 +57,6 @@ def probe_all(settings: Settings) -> Findings:
 
 def probe_store(settings: Settings) -> tuple[str | None, list[Problem]]:
     """Connect to the store and say which migrations it lacks; apply none, create nothing."""
-    from alembic.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-    from alembic.util import CommandError
-    from sqlalchemy import NullPool, create_engine
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from tasuki.store.db import alembic_config
-
     url = settings.database_url
     where = masked_url(url)
     scripts = ScriptDirectory.from_config(alembic_config(url))
@@ -102,13 +104,6 @@ def probe_store(settings: Settings) -> tuple[str | None, list[Problem]]:
 
 def probe_people(settings: Settings) -> tuple[str | None, list[Problem]]:
     """The people file's persons against the people the store knows (each must name one)."""
-    from sqlalchemy import NullPool, create_engine, select
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from tasuki.people_file import people_file, read_people_file, resolve_people
-    from tasuki.store.models import Person
-
     path = people_file(settings)
     if path is None:
         return None, []
@@ -145,8 +140,6 @@ def probe_people(settings: Settings) -> tuple[str | None, list[Problem]]:
 
 def probe_redis(settings: Settings) -> tuple[str | None, list[Problem]]:
     """Ping ``TASUKI_REDIS_URL`` (unset: nothing to probe)."""
-    import redis
-
     if settings.redis_url is None:
         return "redis: TASUKI_REDIS_URL is not set (the demo's in-process stand-in)", []
     where = masked_url(settings.redis_url)
@@ -166,8 +159,6 @@ def probe_redis(settings: Settings) -> tuple[str | None, list[Problem]]:
 
 def probe_crm(settings: Settings) -> tuple[str | None, list[Problem]]:
     """Sign in to the configured CRM with one cheap authenticated call."""
-    from tasuki.runtime import connector_for
-
     crm = settings.config.crm
     if crm == "local":
         return "crm: the embedded CRM (nothing to sign in to)", []

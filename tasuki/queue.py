@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+import fakeredis
 import redis
 from rq import Queue, Retry, get_current_job
 from rq.exceptions import DuplicateJobError
@@ -35,7 +36,9 @@ worker raises the read timeout of its own connection for its blocking dequeue.""
 MONITORING_INTERVAL = 10
 """Seconds between the heartbeats a worker sends for the job it runs (RQ's default is 30)."""
 
-_fake_server: Any = None
+EMBEDDED_HOST = "tasuki-embedded-queue"
+"""The address of the in-process stand-in for Redis (the demo's): fakeredis keeps one server per
+address, so every connection to it in this process sees the same queues, as with a real server."""
 
 
 def connect(settings: Settings) -> redis.Redis:
@@ -47,12 +50,7 @@ def connect(settings: Settings) -> redis.Redis:
             socket_timeout=REDIS_TIMEOUT,
             health_check_interval=30,
         )
-    import fakeredis
-
-    global _fake_server
-    if _fake_server is None:
-        _fake_server = fakeredis.FakeServer()
-    conn: redis.Redis = fakeredis.FakeRedis(server=_fake_server)
+    conn: redis.Redis = fakeredis.FakeRedis(host=EMBEDDED_HOST)
     return conn
 
 
@@ -204,8 +202,6 @@ end
 return out
 """
 
-_scripts: dict[int, Any] = {}
-
 
 def enqueue_many(queue: Queue, specs: Sequence[JobSpec]) -> list[str | None]:
     """Queue every job of ``specs`` in one Redis round trip (one atomic script), each exactly as
@@ -247,11 +243,9 @@ def enqueue_many(queue: Queue, specs: Sequence[JobSpec]) -> list[str | None]:
             if blob.count("\0") % 2 == 0:  # a NUL inside a value (never: ids refuse NUL)
                 raise ValueError(f"job {job.id}: a field holds a NUL character")
             args += [job.id, uuid.uuid4().hex[:8], blob, data]
-        script = _scripts.get(id(queue.connection))
-        if script is None:
-            script = _scripts[id(queue.connection)] = queue.connection.register_script(
-                _ENQUEUE_MANY
-            )
+        # Registering only hashes the text: the script is sent once per server (EVALSHA, and
+        # SCRIPT LOAD when the server does not know it yet).
+        script = queue.connection.register_script(_ENQUEUE_MANY)
         chosen = script(keys=[queue.key, Queue.redis_queues_keys], args=args)
     except redis.RedisError as exc:
         raise QueueUnavailable(f"queue unreachable: {type(exc).__name__}: {exc}") from exc

@@ -14,7 +14,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
@@ -23,11 +22,9 @@ from tasuki.facts import history_before
 from tasuki.handoffs import contexts_for
 from tasuki.judging import judge_handoffs, written_before
 from tasuki.owed import Owed, owe
+from tasuki.runtime import Runtime
 from tasuki.store.models import Handoff, Verdict
 from tasuki.verdicts import Verdict as RuleVerdict
-
-if TYPE_CHECKING:
-    from tasuki.runtime import Runtime
 
 CHUNK = 500
 """Handoffs judged per step (one context query batch; the progress bar moves per step)."""

@@ -1,45 +1,63 @@
-"""The resolved parts a process works with: settings, store, connector, queue connection.
+"""The resolved parts a process works with (settings, store, connector, queue connection), and
+the one place jobs find them: the runtime held in a :class:`~contextvars.ContextVar`.
 
-The runtime a job uses is held in a :class:`~contextvars.ContextVar` (as Flask's ``_cv_app`` and
-rq's ``_current_job``), set in one place per process: :func:`install` at a long-running
-process's start (``tasuki worker``, ``tasuki serve``), :func:`activate` for a block (the demo,
-the tests, a CLI command running a job in-process), or, in a one-off CLI command that set none,
-built from the environment at the first :func:`current`. Jobs look their parts up here, so their
-own arguments stay small and JSON-safe. A thread started by the process begins with an empty
-context: start it with ``contextvars.copy_context().run`` when it runs jobs.
+This module is core: it builds nothing from settings. The composition root,
+:mod:`tasuki.startup`, assembles a :class:`Runtime` (the connector of the configured CRM, the
+rule engine's reader) and sets it once per process: :func:`tasuki.startup.install` at a
+long-running process's start (``tasuki worker``, ``tasuki serve``), :func:`activate` for a block
+(the demo, the tests, a CLI command running a job in-process). Jobs look their parts up with
+:func:`current`, so their own arguments stay small and JSON-safe (as Flask's ``_cv_app`` and
+rq's ``_current_job``). A thread started by the process begins with an empty context: start it
+with ``contextvars.copy_context().run`` when it runs jobs.
 
 Rules and KPI files are watched: :meth:`Runtime.refresh`, called as each job starts, compares
 their size and modification time with those they were read at (a ``stat`` per file), hashes the
-content only when one moved, and rebuilds the rulebook when the content changed. A worker
-started before a rule change therefore judges with the new rule; a broken new file fails the
-job with the file's problems (FILE:LINE:COL) instead of judging with stale rules.
+content only when one moved, and reads the changed files again. A worker started before a rule
+change therefore judges with the new rule; a broken new file fails the job with the file's
+problems (FILE:LINE:COL) instead of judging with stale rules. The KPI files are watched the
+same way: a changed book is read (and validated) as the job starts.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import redis
 
+from tasuki.calendar import BusinessCalendar
 from tasuki.crm import Connector
-from tasuki.settings import Settings, load_settings
-from tasuki.store.db import Store, open_store
+from tasuki.errors import TasukiError
+from tasuki.settings import Settings
+from tasuki.store.db import Store
 from tasuki.yamlsource import Stamps, file_stamps
 
 if TYPE_CHECKING:
+    # The rule engine's type, named for mypy only: the core never imports the engine, the
+    # composition root hands the runtime a reader that returns one.
     from rules import Rulebook
-    from tasuki.calendar import BusinessCalendar
+    from tasuki.kpis.schema import KpiBook
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class NoRuntime(TasukiError):
+    """No runtime is active in this context: a process sets one at start
+    (:func:`tasuki.startup.install`) or for a block (:func:`activate`)."""
+
+
+class NoReader(TasukiError):
+    """The runtime was assembled without a reader for these files: assemble it with
+    :func:`tasuki.startup.assemble`, which gives it the rule engine's and the KPI book's."""
 
 
 def content_digest(paths: Sequence[Path]) -> str:
@@ -67,120 +85,122 @@ def rules_fingerprint(settings: Settings, rulebook: Rulebook) -> str:
     return digest.hexdigest()
 
 
-def connector_for(settings: Settings) -> Connector:
-    """The connector for the configured CRM, built from settings and environment secrets."""
-    crm = settings.config.crm
-    if crm == "local":
-        from connectors.local import LocalCrm
-
-        return LocalCrm(settings.data_dir / "crm.db")
-    # Each CRM module offers connector_from_settings(settings); imported only when used.
-    module = importlib.import_module(f"connectors.{crm}")
-    built: Connector = module.connector_from_settings(settings)
-    return built
-
-
 @dataclass(frozen=True)
-class _Loaded:
-    """A rulebook and the stamps of the files it was read from."""
+class _Read(Generic[T]):
+    """What was read from a set of files, the files' stamps before reading (a write during the
+    read shows as a change next time) and the digest of their content."""
 
-    rulebook: Rulebook
+    value: T
     stamps: Stamps
-    fingerprint: str
+    digest: str
 
 
 @dataclass
 class Runtime:
-    """One process's view of tasuki."""
+    """One process's view of tasuki: its parts, and the rules and KPI book it read."""
 
     settings: Settings
     store: Store
     connector: Connector
     redis_connection: redis.Redis | None = None
     extras: dict[str, object] = field(default_factory=dict)
-    _rules: _Loaded | None = field(default=None, init=False, repr=False)
-    _kpi_stamps: Stamps | None = field(default=None, init=False, repr=False)
-    _kpi_digest: str = field(default="", init=False, repr=False)
+    read_rules: Callable[[Settings], Rulebook] | None = field(default=None, kw_only=True)
+    """How the rules files become a rulebook (the rule engine's loader, given by
+    :func:`tasuki.startup.assemble`)."""
+    read_kpis: Callable[[Settings], KpiBook] | None = field(default=None, kw_only=True)
+    """How the KPI files become a KPI book (:func:`tasuki.kpis.book`)."""
+    _rules: _Read[Rulebook] | None = field(default=None, init=False, repr=False)
+    _rules_print: str = field(default="", init=False, repr=False)
+    _kpis: _Read[KpiBook] | None = field(default=None, init=False, repr=False)
 
     @property
     def rulebook(self) -> Rulebook:
         """The rules named in the config, validated (a bad file raises ConfigError); read once
         and again when :meth:`refresh` finds the files changed."""
         if self._rules is None:
-            self._rules = self._load_rules()
-        return self._rules.rulebook
+            self._rules = self._read_rules()
+            self._rules_print = rules_fingerprint(self.settings, self._rules.value)
+        return self._rules.value
 
     @property
     def rules_fingerprint(self) -> str:
         """The fingerprint of the rule set judging now (see :func:`rules_fingerprint`)."""
         _ = self.rulebook
-        assert self._rules is not None
-        return self._rules.fingerprint
+        return self._rules_print
+
+    @property
+    def kpi_book(self) -> KpiBook:
+        """The KPI book named in the config, validated; read once and again when
+        :meth:`refresh` finds the files changed."""
+        if self._kpis is None:
+            self._kpis = self._read_kpis()
+        return self._kpis.value
 
     @property
     def kpi_fingerprint(self) -> str:
         """sha256 of the KPI files' content as last read (see :meth:`refresh`)."""
-        if self._kpi_stamps is None:
-            self._kpi_stamps = file_stamps(self.settings.kpi_paths)
-            self._kpi_digest = content_digest(self.settings.kpi_paths)
-        return self._kpi_digest
+        _ = self.kpi_book
+        assert self._kpis is not None
+        return self._kpis.digest
 
-    def _load_rules(self) -> _Loaded:
-        stamps = file_stamps(self.settings.rule_paths)  # before reading: a later write shows
-        book = load_rules(self.settings)
-        return _Loaded(book, stamps, rules_fingerprint(self.settings, book))
+    def _read_rules(self) -> _Read[Rulebook]:
+        if self.read_rules is None:
+            raise NoReader("this runtime has no rules reader")
+        stamps = file_stamps(self.settings.rule_paths)
+        book = self.read_rules(self.settings)
+        return _Read(book, stamps, book.digest)
+
+    def _read_kpis(self) -> _Read[KpiBook]:
+        if self.read_kpis is None:
+            raise NoReader("this runtime has no KPI book reader")
+        paths = self.settings.kpi_paths
+        stamps = file_stamps(paths)
+        return _Read(self.read_kpis(self.settings), stamps, content_digest(paths))
 
     def refresh(self) -> bool:
         """Pick up rules and KPI files changed on disk since they were read; True when either
         changed. Cheap when nothing moved (a ``stat`` per file). Raises ConfigError, with every
         problem, when a changed file is broken: the caller must not judge with stale rules."""
         changed = False
-        loaded = self._rules
-        if loaded is not None:
+        rules = self._rules
+        if rules is not None:
             stamps = file_stamps(self.settings.rule_paths)
-            if stamps != loaded.stamps:
-                if content_digest(self.settings.rule_paths) == loaded.rulebook.digest:
-                    self._rules = _Loaded(loaded.rulebook, stamps, loaded.fingerprint)
+            if stamps != rules.stamps:
+                if content_digest(self.settings.rule_paths) == rules.digest:
+                    self._rules = _Read(rules.value, stamps, rules.digest)
                 else:
-                    fresh = self._load_rules()
+                    fresh = self._read_rules()
+                    fingerprint = rules_fingerprint(self.settings, fresh.value)
                     log.info(
                         "rules files changed on disk: rule set %s replaces %s",
-                        fresh.fingerprint[:12],
-                        loaded.fingerprint[:12],
+                        fingerprint[:12],
+                        self._rules_print[:12],
                     )
-                    self._rules = fresh
+                    self._rules, self._rules_print = fresh, fingerprint
                     changed = True
-        if self._kpi_stamps is not None:
+        kpis = self._kpis
+        if kpis is not None:
             stamps = file_stamps(self.settings.kpi_paths)
-            if stamps != self._kpi_stamps:
+            if stamps != kpis.stamps:
                 digest = content_digest(self.settings.kpi_paths)
-                if digest != self._kpi_digest:
-                    self._reload_kpis()
+                if digest == kpis.digest:
+                    self._kpis = _Read(kpis.value, stamps, digest)
+                else:
+                    self._kpis = self._read_kpis()  # a broken file raises: the old book stays
                     log.info("KPI files changed on disk: KPI book %s read", digest[:12])
                     changed = True
-                self._kpi_stamps, self._kpi_digest = stamps, digest
         return changed
-
-    def _reload_kpis(self) -> None:
-        """Validate the changed KPI files now (a broken one fails the job with its problems)."""
-        from tasuki import kpis
-
-        kpis.book(self.settings)  # memoised by the files' stamps: this reads the new files
 
     @cached_property
     def calendar(self) -> BusinessCalendar:
         """The company's business calendar, for SLAs."""
-        from tasuki.calendar import BusinessCalendar
-
         return BusinessCalendar.from_config(self.settings.config.calendar)
 
     def validate(self) -> None:
-        """See :func:`validate`; the rulebook is kept for the jobs, the KPI files watched."""
-        from tasuki import kpis
-
+        """Read the rules and KPI files now (a broken one raises ConfigError with all its
+        problems) and keep them for the jobs; from then on the files are watched."""
         _ = self.rulebook
-        _ = self.kpi_fingerprint
-        kpis.book(self.settings)
+        _ = self.kpi_book
 
     @property
     def system(self) -> str:
@@ -188,49 +208,28 @@ class Runtime:
         return self.connector.system
 
 
-def validate(settings: Settings) -> None:
-    """Load every file the config names (rules, KPIs): a broken one raises ConfigError with all
-    its problems now, before the process takes any work."""
-    from tasuki import kpis
-
-    load_rules(settings)
-    kpis.book(settings)
-
-
-def load_rules(settings: Settings) -> Rulebook:
-    """The rules named in the config, validated (a bad file raises ConfigError)."""
-    from rules import load_rulebook
-    from tasuki.catalog import catalog
-
-    return load_rulebook(settings.rule_paths, catalog(settings.config))
-
-
-def build(settings: Settings | None = None, *, connector: Connector | None = None) -> Runtime:
-    """Resolve every part from ``settings`` (default: from the environment)."""
-    settings = settings or load_settings()
-    store = open_store(settings.database_url)
-    return Runtime(settings, store, connector or connector_for(settings))
-
-
 _current: ContextVar[Runtime] = ContextVar("tasuki.runtime")
 """The runtime jobs in this context use; the one piece of process state tasuki keeps."""
 
 
 def current() -> Runtime:
-    """The runtime jobs use: the installed or activated one, else (a one-off CLI command) one
-    built from the environment and kept for the rest of this context."""
+    """The runtime jobs in this context use (:class:`NoRuntime` when none was set)."""
     try:
         return _current.get()
     except LookupError:
-        rt = build()
-        _current.set(rt)
-        return rt
+        raise NoRuntime(
+            "no runtime is active here: a process installs one at start (tasuki.startup)"
+        ) from None
 
 
-def install(settings: Settings) -> Runtime:
-    """Build the runtime from ``settings`` (checked already, see :mod:`tasuki.preflight`) and
-    make it the one jobs use for the rest of this process: a long-running process's start."""
-    rt = build(settings)
+def active() -> Runtime | None:
+    """The runtime of this context, or None: for code that works with or without one."""
+    return _current.get(None)
+
+
+def set_for_process(rt: Runtime) -> Runtime:
+    """Make ``rt`` the runtime for the rest of this context (the process's, at its start); the
+    composition root's :func:`tasuki.startup.install` is the one caller."""
     _current.set(rt)
     return rt
 

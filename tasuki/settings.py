@@ -21,7 +21,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import holidays as holidays_pkg
+from croniter import CroniterError, croniter
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -37,7 +40,7 @@ from tasuki.errors import ConfigError, Problem
 from tasuki.messaging import SlackSettings, SmtpSettings, smtp_from_env
 from tasuki.providers import HubSpotSettings, SalesforceSettings
 from tasuki.signin import ConsoleSettings
-from tasuki.yamlsource import Located, load, problems_from_validation
+from tasuki.yamlsource import KeptReads, Located, load, problems_from_validation
 
 DEFAULT_CONFIG = "builtin:tasuki.yaml"
 """What ``TASUKI_CONFIG`` means when unset: the configuration shipped inside the package."""
@@ -82,8 +85,6 @@ class CalendarConfig(_Strict):
     @field_validator("holidays")
     @classmethod
     def _country(cls, value: str | None) -> str | None:
-        import holidays as holidays_pkg
-
         if value is not None and value not in holidays_pkg.list_supported_countries():
             raise ValueError(f"no public-holiday calendar for country code {value!r}")
         return value
@@ -91,8 +92,6 @@ class CalendarConfig(_Strict):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -223,8 +222,6 @@ def cron_problem(expression: str) -> str | None:
     """Why ``expression`` is not a cron schedule tasuki runs, or ``None``: five fields
     (minute hour day-of-month month day-of-week) or an alias such as ``@daily``, that fire at
     least once."""
-    from croniter import CroniterError, croniter
-
     fields = expression.split()
     if not expression.startswith("@") and len(fields) != 5:
         return (
@@ -591,6 +588,10 @@ class Settings:
     """``TASUKI_SMTP_*``: the mail server, ``None`` when unset (no e-mail)."""
     console: ConsoleSettings = ConsoleSettings()
     """``TASUKI_OIDC_*`` and ``TASUKI_SECURE_COOKIES`` (the console's sign-in)."""
+    kept: KeptReads = dataclasses.field(
+        default_factory=KeptReads, init=False, compare=False, repr=False
+    )
+    """What was read from the files these settings name (the KPI book), by their stamps."""
 
     @property
     def rule_paths(self) -> list[Path]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
@@ -24,14 +24,13 @@ from tasuki import membership, replan
 from tasuki.crm import RawRecord
 from tasuki.mapping import Mapper, crm_holds
 from tasuki.owed import Owed, owe, owed, settle
+from tasuki.people_file import apply_people_file
 from tasuki.queue import current_job_id
 from tasuki.recordings.index import track_snapshots
+from tasuki.runtime import Runtime
 from tasuki.store.models import LedgerEntry, Person, Record, SyncCursor, Transition, utcnow
 from tasuki.store.upsert import insert_ignore, upsert
 from tasuki.testhooks import checkpoint
-
-if TYPE_CHECKING:
-    from tasuki.runtime import Runtime
 
 IGNORED_FOR_CHANGE = frozenset({"modified_at"})
 """Logical fields whose change alone is no change worth work (the CRM bumps them on every save)."""
@@ -271,6 +270,7 @@ def sync_people(rt: Runtime) -> int:
         )
         apply_records(rt, session, "user", users)
         membership.learn(session, rt.settings, rows, seen)
+        apply_people_file(session, rt.settings)  # the admin's file may name people just synced
     return len(rows)
 
 

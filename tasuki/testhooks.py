@@ -21,6 +21,8 @@ import signal
 from collections import Counter
 from pathlib import Path
 
+from rq import get_current_job
+
 PAUSE_AT = "TASUKI_TEST_PAUSE_AT"
 """Environment variable naming the checkpoint to stop at (unset in production)."""
 PAUSE_DIR = "TASUKI_TEST_PAUSE_DIR"
@@ -34,8 +36,6 @@ _passages: Counter[str] = Counter()
 
 
 def _trace(path: str, name: str) -> None:
-    from rq import get_current_job
-
     job = get_current_job()
     line = {
         "point": name,

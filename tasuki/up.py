@@ -40,6 +40,9 @@ from typing import TYPE_CHECKING
 
 import click
 
+from tasuki import logs
+from tasuki.preflight import UP, checked_settings
+
 if TYPE_CHECKING:
     from tasuki.settings import Settings
 
@@ -301,8 +304,6 @@ def check_startable() -> Settings:
     serve, the workers and the scheduler need from the environment (the webhook secret,
     ``TASUKI_REDIS_URL``, the CRM's sign-in) checked in one pass (:mod:`tasuki.preflight`);
     else one :class:`~tasuki.errors.ConfigError` with every problem."""
-    from tasuki.preflight import UP, checked_settings
-
     return checked_settings(UP)
 
 
@@ -325,8 +326,6 @@ def up_command(workers: int, host: str, port: int, threads: int, stop_timeout: f
 
     Restarts a part that dies; on SIGTERM or SIGINT lets workers finish their job in flight,
     then exits 0. Refuses to start on a bad configuration or without TASUKI_REDIS_URL."""
-    from tasuki import logs
-
     settings = check_startable()
     logs.setup(settings, "up")
     logs.started("up", settings, address=f"http://{host}:{port}")

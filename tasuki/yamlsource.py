@@ -13,10 +13,10 @@ problem at the alias's or the value's place.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import yaml
 from pydantic import ValidationError
@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from tasuki.errors import ConfigError, Problem
 
 Path_ = tuple[str | int, ...]
+T = TypeVar("T")
 
 MAX_ALIASED = 10_000
 """Values the aliases (``*name``) of one document may stand for, counted as if written out:
@@ -178,6 +179,28 @@ def file_stamps(paths: Sequence[Path]) -> Stamps:
         else:
             out.append((str(p), st.st_mtime_ns, st.st_size))
     return tuple(out)
+
+
+class KeptReads:
+    """Values read from files, each kept with the stamps its files had before it was read, and
+    read again when one moved (a ``stat`` per file, no read, while nothing did).
+
+    Held by the object the files belong to (the :class:`~tasuki.settings.Settings` that name
+    them), never by a module: what was read is found where it is used and ends with its owner."""
+
+    def __init__(self) -> None:
+        self._kept: dict[str, tuple[Stamps, object]] = {}
+
+    def get(self, name: str, paths: Sequence[Path], read: Callable[[], T]) -> T:
+        """``read()``'s value for ``name``, from the files at ``paths``, read again only when a
+        file's size or modification time changed since it was last read."""
+        stamps = file_stamps(paths)  # before reading: a write during the read shows next time
+        kept = self._kept.get(name)
+        if kept is not None and kept[0] == stamps:
+            return cast(T, kept[1])
+        value = read()
+        self._kept[name] = (stamps, value)
+        return value
 
 
 def load(path: str | Path) -> Located:

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 import worker
 from connectors.local import LocalCrm
-from tasuki import runtime
+from tasuki import runtime, startup
 from tasuki.crm import RecordWrite
 from tasuki.demo.org import define_schema
 from tasuki.queue import connect
@@ -63,7 +63,7 @@ def _rows(store: Store) -> list[tuple[str, str, str | None, str | None, datetime
 def test_handoffs_are_detected_per_boundary_with_sender_and_receiver(
     settings: Settings, store: Store, crm: LocalCrm
 ) -> None:
-    rt = runtime.Runtime(settings, store, crm, redis_connection=connect(settings))
+    rt = startup.assemble(settings, store, crm, redis_connection=connect(settings))
     with runtime.activate(rt):
         # Records before users: tasuki learns the users it has not met before judging.
         worker.sync_records("Lead", ["L1", "L2"])
@@ -83,7 +83,7 @@ def test_handoffs_are_detected_per_boundary_with_sender_and_receiver(
 def test_our_own_writes_come_back_as_echoes(
     settings: Settings, store: Store, crm: LocalCrm
 ) -> None:
-    rt = runtime.Runtime(settings, store, crm, redis_connection=connect(settings))
+    rt = startup.assemble(settings, store, crm, redis_connection=connect(settings))
     with runtime.activate(rt):
         worker.sync_records("Opportunity", ["O1"])
         first = worker.write_back()
@@ -101,7 +101,7 @@ def test_our_own_writes_come_back_as_echoes(
 def test_a_deleted_record_is_marked_and_reconcile_catches_missed_changes(
     settings: Settings, store: Store, crm: LocalCrm
 ) -> None:
-    rt = runtime.Runtime(settings, store, crm, redis_connection=connect(settings))
+    rt = startup.assemble(settings, store, crm, redis_connection=connect(settings))
     with runtime.activate(rt):
         first = worker.reconcile()
         assert first["handoffs"] == 3
@@ -135,7 +135,7 @@ def test_past_the_quota_share_only_urgent_fields_are_written_and_the_rest_waits(
     crm.upsert("Lead", "L1", {"OwnerId": "MK1", "Status": "New"}, at=_h(0), by="MK1")
     crm.upsert("Lead", "L1", {"OwnerId": "IS1", "Status": "MQL"}, at=_h(1), by="MK1")
     connection = connect(settings)
-    rt = runtime.Runtime(settings, sqlite_store, crm, redis_connection=connection)
+    rt = startup.assemble(settings, sqlite_store, crm, redis_connection=connection)
     with runtime.activate(rt):
         worker.sync_records("Lead", ["L1"])
         worker.compute_kpis()
@@ -153,7 +153,7 @@ def test_past_the_quota_share_only_urgent_fields_are_written_and_the_rest_waits(
 def test_the_first_scheduled_reconcile_keeps_history_out_of_the_crm(
     settings: Settings, sqlite_store: Store, crm: LocalCrm
 ) -> None:
-    rt = runtime.Runtime(settings, sqlite_store, crm, redis_connection=connect(settings))
+    rt = startup.assemble(settings, sqlite_store, crm, redis_connection=connect(settings))
     with runtime.activate(rt):
         assert worker.reconcile()["handoffs"] == 3  # the org's history, before tasuki came
         worker.write_back()

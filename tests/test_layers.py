@@ -5,11 +5,13 @@ The layers, bottom up:
 
 1. **core**: every module of ``tasuki`` except the application modules below: the store, the
    settings, the calendar, the CRM and verdict types (:mod:`tasuki.crm`, :mod:`tasuki.verdicts`),
-   handoffs, judging, KPIs, sync and write-back.
+   handoffs, judging, KPIs, sync, write-back, and the runtime jobs find in a ContextVar
+   (:mod:`tasuki.runtime`).
 2. **engines**: ``rules`` (the rule language) and ``connectors`` (one module per CRM), each
    depending on the core only.
 3. **application**: what composes engines and core into something a person runs: the composition
-   root :mod:`tasuki.runtime` (the one place a connector and a rulebook are built), the command
+   root :mod:`tasuki.startup` (the one place a connector and a rulebook reader are chosen and a
+   process's :class:`~tasuki.runtime.Runtime` is assembled and installed), the command
    line and its start-up checks and set-up (:mod:`tasuki.preflight`, :mod:`tasuki.probes`,
    :mod:`tasuki.configure`, :mod:`tasuki.up`), the web console, the demo, the handoff meeting
    and notifications (which read the rulebook's SLA rules), ``rules.cli``, ``webhooks`` and
@@ -17,8 +19,8 @@ The layers, bottom up:
 
 Every ``import`` counts, including those inside functions: an import deferred into a function
 body is still a dependency. Imports under ``if TYPE_CHECKING:`` do not: they never run, and
-mypy checks them (as import-linter's ``exclude_type_checking_imports``). That is how a core
-function names the :class:`~tasuki.runtime.Runtime` it is handed.
+mypy checks them (as import-linter's ``exclude_type_checking_imports``). That is how the core
+:mod:`tasuki.runtime` names the rule engine's ``Rulebook`` its reader returns.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 APPLICATION = (
-    "tasuki.runtime",
+    "tasuki.startup",
     "tasuki.__main__",
     "tasuki.cli",
     "tasuki.commands",
@@ -135,7 +137,8 @@ def test_the_layers_are_what_the_docstring_says() -> None:
     assert layer("rules.engine") == 1
     assert layer("connectors.salesforce") == 1
     assert layer("rules.cli") == 2
-    assert layer("tasuki.runtime") == 2
+    assert layer("tasuki.runtime") == 0
+    assert layer("tasuki.startup") == 2
     assert layer("webhooks.intake") == 2
     assert layer("worker") == 2
     assert layer("sqlalchemy.orm") == -1
@@ -147,7 +150,7 @@ def test_the_check_sees_imports_inside_functions_not_those_for_type_checking(
     source = tmp_path / "probe.py"
     source.write_text(
         "from typing import TYPE_CHECKING\n"
-        "if TYPE_CHECKING:\n    from tasuki.runtime import Runtime\n"
+        "if TYPE_CHECKING:\n    from rules import Rulebook\n"
         "def f():\n    from rules.engine import Rulebook\n    import worker\n"
     )
     assert _imports(source, "tasuki.probe") == [
@@ -168,3 +171,51 @@ def test_no_test_imports_a_conftest() -> None:
         if name.split(".")[-1] == "conftest" or ".conftest." in name
     ]
     assert found == []
+
+
+def unexplained_function_imports(paths: list[Path] | None = None) -> list[str]:
+    """``file:line: statement`` for every import inside a function without a ``# lazy:`` reason
+    (on its line or in the comment just above it). Importing at the top shows a module's
+    dependencies where they are read; deferring one is allowed for a reason worth writing down:
+    a heavy stack loaded only when it is used (the console's, a CRM's client library)."""
+    found = []
+    for path in _sources() if paths is None else paths:
+        text = path.read_text(encoding="utf-8")
+        lines = text.splitlines()
+        tree = ast.parse(text, str(path))
+        typing_only = {
+            id(inner)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.If) and ast.unparse(node.test) in TYPE_CHECKING_TESTS
+            for stmt in node.body
+            for inner in ast.walk(stmt)
+        }
+        for function in ast.walk(tree):
+            if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for node in ast.walk(function):
+                if not isinstance(node, ast.Import | ast.ImportFrom) or id(node) in typing_only:
+                    continue
+                above = node.lineno - 2
+                comments = [lines[node.lineno - 1]]
+                while above >= 0 and lines[above].strip().startswith("#"):
+                    comments.append(lines[above])
+                    above -= 1
+                if not any("# lazy:" in c for c in comments):
+                    found.append(f"{path.name}:{node.lineno}: {lines[node.lineno - 1].strip()}")
+    return sorted(set(found))
+
+
+def test_an_import_inside_a_function_says_why_it_is_deferred() -> None:
+    assert unexplained_function_imports() == []
+
+
+def test_the_lazy_check_accepts_a_reason_on_the_line_or_above(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "def f():\n    import json  # lazy: a reason\n"
+        "def g():\n    # lazy: a reason\n    # on two lines\n    import csv\n"
+        "def h():\n    # why not\n    import os\n"
+        "if TYPE_CHECKING:\n    def i():\n        import re\n"
+    )
+    assert unexplained_function_imports([probe]) == ["probe.py:9: import os"]

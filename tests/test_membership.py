@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 import worker
 from connectors.local import LocalCrm
-from tasuki import kpis, runtime
+from tasuki import kpis, runtime, startup
 from tasuki.demo.org import define_schema
 from tasuki.errors import ConfigError
 from tasuki.judging import judge_owed
@@ -159,7 +159,7 @@ def _backfill(settings: Settings, store: Store, tmp_path: Path) -> None:
     crm = _crm(with_file)
     for obj, rid, values, when, by in STEPS:
         crm.upsert(obj, rid, values, at=when, by=by)
-    rt = runtime.Runtime(with_file, store, crm, redis_connection=connect(with_file))
+    rt = startup.assemble(with_file, store, crm, redis_connection=connect(with_file))
     with runtime.activate(rt):
         worker.reconcile()
     kpis.compute(store, with_file, now=NOW, periods=PERIODS)
@@ -168,7 +168,7 @@ def _backfill(settings: Settings, store: Store, tmp_path: Path) -> None:
 def _live(settings: Settings, store: Store) -> None:
     """tasuki was there: every change synced as its webhook arrives, the move observed."""
     crm = _crm(settings)
-    rt = runtime.Runtime(settings, store, crm, redis_connection=connect(settings))
+    rt = startup.assemble(settings, store, crm, redis_connection=connect(settings))
     with runtime.activate(rt):
         for obj, rid, values, when, by in STEPS:
             crm.upsert(obj, rid, values, at=when, by=by)
@@ -232,7 +232,7 @@ def test_without_the_file_a_backfill_reads_everyone_as_they_are_now_until_it_is_
     crm = _crm(settings)
     for obj, rid, values, when, by in STEPS:
         crm.upsert(obj, rid, values, at=when, by=by)
-    rt = runtime.Runtime(settings, sqlite_store, crm, redis_connection=connect(settings))
+    rt = startup.assemble(settings, sqlite_store, crm, redis_connection=connect(settings))
     with runtime.activate(rt):
         worker.reconcile()
     mk_is = [h for h in _handoffs(sqlite_store) if h[0] == "MK→IS"]
@@ -241,7 +241,7 @@ def test_without_the_file_a_backfill_reads_everyone_as_they_are_now_until_it_is_
     # detection of the records whose owners it concerns; the judging pass finds them.
     (tmp_path / "people.yaml").write_text(PEOPLE_YAML, encoding="utf-8")
     with_file = dataclasses.replace(settings, config_path=tmp_path / "tasuki.yaml")
-    rt = runtime.Runtime(with_file, sqlite_store, crm, redis_connection=connect(with_file))
+    rt = startup.assemble(with_file, sqlite_store, crm, redis_connection=connect(with_file))
     with runtime.activate(rt):
         worker.reconcile()
         judge_owed(rt)

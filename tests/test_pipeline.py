@@ -18,7 +18,7 @@ from rq import Queue
 from sqlalchemy import func, select
 
 from connectors.local import LocalCrm
-from tasuki import runtime
+from tasuki import runtime, startup
 from tasuki.crm import FieldChange
 from tasuki.demo.org import OrgSpec, generate
 from tasuki.errors import CrmUnavailable
@@ -145,7 +145,7 @@ def test_the_same_notice_twice_makes_one_handoff_and_no_second_write(
     connection = connect(settings)
     queue = job_queue(settings, connection)
     app = create_app(settings, store=sqlite_store, queue=queue)
-    rt = runtime.Runtime(settings, sqlite_store, crm, redis_connection=connection)
+    rt = startup.assemble(settings, sqlite_store, crm, redis_connection=connection)
     notices = crm.pending_notices(10**6)
     with runtime.activate(rt), taking_client(app) as client:
         _deliver(client, crm, "test-webhook-secret")
@@ -201,7 +201,7 @@ def test_a_crashed_job_rerun_gives_the_same_result(
         for o in ("User", "Lead")
     }
 
-    flaky_rt = runtime.Runtime(settings, sqlite_store, flaky, redis_connection=connect(settings))
+    flaky_rt = startup.assemble(settings, sqlite_store, flaky, redis_connection=connect(settings))
     with runtime.activate(flaky_rt):
         worker.sync_records("User", ids["User"])
         with pytest.raises(CrmUnavailable):
@@ -214,7 +214,7 @@ def test_a_crashed_job_rerun_gives_the_same_result(
 
     clean_store = open_store(other.database_url)
     with runtime.activate(
-        runtime.Runtime(other, clean_store, clean_crm, redis_connection=connect(other))
+        startup.assemble(other, clean_store, clean_crm, redis_connection=connect(other))
     ):
         worker.sync_records("User", ids["User"])
         worker.sync_records("Lead", ids["Lead"])

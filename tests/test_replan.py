@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 import worker
 from connectors.local import LocalCrm
-from tasuki import replan, runtime
+from tasuki import replan, runtime, startup
 from tasuki.crm import RecordWrite
 from tasuki.demo.org import OrgSpec, generate
 from tasuki.judging import verdict_values
@@ -28,7 +28,7 @@ from tasuki.writeback import PlannedChange, plan
 def org(settings: Settings, store: Store) -> Iterator[runtime.Runtime]:
     crm = LocalCrm(settings.data_dir / "crm.db")
     generate(crm, settings.config, OrgSpec(seed=5, leads=60, until=date(2025, 3, 14)))
-    rt = runtime.Runtime(settings, store, crm, redis_connection=connect(settings))
+    rt = startup.assemble(settings, store, crm, redis_connection=connect(settings))
     with runtime.activate(rt):
         worker.reconcile()
         yield rt

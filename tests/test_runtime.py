@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from connectors.local import LocalCrm
-from tasuki import kpis, runtime
+from tasuki import kpis, runtime, startup
 from tasuki.cli import main
 from tasuki.errors import ConfigError
 from tasuki.settings import Settings, builtin_path, load_settings
@@ -72,7 +72,7 @@ def _own_files(folder: Path) -> dict[str, str | None]:
 
 def test_refresh_reads_changed_rules_and_kpi_files_and_refuses_broken_ones(tmp_path: Path) -> None:
     env = _own_files(tmp_path)
-    rt = runtime.build(load_settings(env))  # type: ignore[arg-type]
+    rt = startup.build(load_settings(env))  # type: ignore[arg-type]
     rt.validate()
     rules_print, kpi_print = rt.rules_fingerprint, rt.kpi_fingerprint
     assert not rt.refresh()  # nothing moved: a stat per file, nothing read

@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from tasuki import startup
 from tasuki.settings import Settings
 from tasuki.store.db import Store, open_store
 from tasuki.store.models import Delivery, Transition
@@ -65,7 +66,7 @@ def test_old_delivery_ids_are_forgotten_after_every_providers_retry_window(
                 provider="hubspot", delivery_id="recent", received_at=utcnow() - timedelta(days=2)
             )
         )
-    with runtime.activate(runtime.Runtime(settings, store, LocalCrm(":memory:"))):
+    with runtime.activate(startup.assemble(settings, store, LocalCrm(":memory:"))):
         assert worker.prune_deliveries() == {"pruned": 1, "runs_pruned": 0}
     with store.session() as s:
         assert [d.delivery_id for d in s.scalars(select(Delivery))] == ["recent"]

@@ -13,46 +13,23 @@ a request carries is answered 5xx: a receiver refuses what the store cannot take
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
-from flask import Flask, Response, current_app, jsonify, request
+from flask import Flask, Response, jsonify, request
 from rq import Queue
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from tasuki.errors import ConfigError, Problem, QueueUnavailable, StoreUnavailable, TasukiError
+from tasuki.errors import QueueUnavailable, StoreUnavailable, TasukiError
+from tasuki.queue import job_queue
 from tasuki.settings import Settings
 from tasuki.store.db import Store, open_store
+from webhooks import health, hubspot, local, miitel, observe, salesforce, zoom
 from webhooks.intake import Intake, unavailable
 from webhooks.limits import REQUEST_FAULTS, Refused
+from webhooks.shared import Services, require_webhook_secret, services
 
 MAX_BODY_BYTES = 1024 * 1024
 """Largest request body accepted (413 beyond)."""
-
-
-@dataclass(frozen=True)
-class Services:
-    """What the app's views share, kept in ``app.extensions["tasuki"]``."""
-
-    settings: Settings
-    store: Store
-    queue: Queue
-    intake: Intake
-
-
-def services(app: Flask | None = None) -> Services:
-    """The :class:`Services` of ``app`` (default: the app handling the current request)."""
-    found: Services = (app or current_app).extensions["tasuki"]
-    return found
-
-
-def require_webhook_secret(settings: Settings) -> None:
-    """Raise :class:`ConfigError` when ``TASUKI_WEBHOOK_SECRET`` is unset: a service that
-    checks signatures has no default secret."""
-    if settings.webhook_secret is None:
-        raise ConfigError(
-            [Problem("environment", 1, 1, "TASUKI_WEBHOOK_SECRET is not set; refusing to start")]
-        )
 
 
 def create_app(
@@ -65,9 +42,8 @@ def create_app(
     """
     require_webhook_secret(settings)
     assert settings.webhook_secret is not None
+    # lazy: the console's stack (Babel, Authlib, WTF) only when the app is built
     from tasuki.console.app import init_app as init_console
-    from tasuki.queue import job_queue
-    from webhooks import health, hubspot, local, miitel, observe, salesforce, zoom
 
     store = store or open_store(settings.database_url)
     queue = queue if queue is not None else job_queue(settings)
@@ -112,4 +88,4 @@ def create_app(
     return app
 
 
-__all__ = ["MAX_BODY_BYTES", "Services", "create_app", "services"]
+__all__ = ["MAX_BODY_BYTES", "Services", "create_app", "require_webhook_secret", "services"]

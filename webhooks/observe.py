@@ -27,6 +27,7 @@ from prometheus_client.exposition import generate_latest
 
 from tasuki import logs
 from tasuki.ops.metrics import DeploymentCollector
+from webhooks.shared import services
 
 access_log = logging.getLogger("webhooks.access")
 
@@ -44,8 +45,6 @@ def _provider() -> str | None:
 
 def init_app(app: Flask) -> None:
     """Add the access log, the per-request metrics and ``GET /metrics`` to the webhook app."""
-    from webhooks import services
-
     found = services(app)
     # No auto-describe: that would run the store and Redis queries when the app is created.
     registry = CollectorRegistry()

@@ -15,7 +15,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from tasuki import alarms, kpis
 from tasuki.alarms.alarm import Alarm
+from tasuki.settings import load_settings
+from tasuki.store.db import open_store
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 """A CSV cell starting with one of these is a formula to a spreadsheet: CRM names are guarded."""
@@ -136,9 +139,6 @@ def alarms_group(
     while the neighbour KPI it feeds got worse (alarms.yaml sets the pairs and thresholds)."""
     if ctx.invoked_subcommand is not None:
         return
-    from tasuki import alarms, kpis
-    from tasuki.settings import load_settings
-    from tasuki.store.db import open_store
 
     settings = load_settings()
     store = open_store(settings.database_url)
@@ -178,9 +178,6 @@ def alarms_group(
 @alarms_group.command("check")
 def check() -> None:
     """Validate alarms.yaml against the KPI files; every mistake at FILE:LINE:COL."""
-    from tasuki import alarms
-    from tasuki.settings import load_settings
-
     settings = load_settings()
     book = alarms.alarm_book(settings)
     click.echo(f"{book.file}: {len(book.pairs)} alarm pair(s), OK")

@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from tasuki import kpis
 from tasuki.alarms.alarm import Alarm, raised
 from tasuki.alarms.schema import AlarmBook, AlarmPair, alarm_book
 from tasuki.errors import TasukiError
@@ -64,8 +65,6 @@ def last_closed_period(settings: Settings, now: datetime | None = None) -> str:
     """The KPI book's period before the one ``now`` falls in (the last closed month, by
     default), in the company's timezone: a period still running is not compared with a whole
     one."""
-    from tasuki import kpis
-
     b = kpis.book(settings)
     tz = kpis.company_tz(settings)
     current = period_of(now or datetime.now(UTC), b.period, b.fiscal_year_start, tz)
@@ -148,8 +147,6 @@ def _figures(
 def _periods(kb: KpiBook, pair: AlarmPair, period: str, settings: Settings) -> tuple[str, str]:
     """The pair's current and previous period for ``period`` (the one of its KPIs' kind that
     contains ``period``'s start)."""
-    from tasuki import kpis
-
     tz = kpis.company_tz(settings)
     kind = kb.period_kind(kb.kpis[pair.own])
     current = containing(period, kind, kb.fiscal_year_start, tz)
@@ -162,8 +159,6 @@ def settles_at(kb: KpiBook, pair: AlarmPair, period: str, settings: Settings) ->
     {reached: IS→FS, within_days: 30}``: a lead handed over on the 30th has 30 days to become a
     meeting). Before then the newest cohort looks worse than it will be, and would raise a
     false alarm every month."""
-    from tasuki import kpis
-
     current, _ = _periods(kb, pair, period, settings)
     _, end = bounds(current, kb.fiscal_year_start, kpis.company_tz(settings))
     days = max(
@@ -183,8 +178,6 @@ def unsettled(
 ) -> list[tuple[AlarmPair, datetime]]:
     """The pairs :func:`evaluate` does not judge yet for ``period`` at ``now``, each with when
     it will (see :func:`settles_at`)."""
-    from tasuki import kpis
-
     check_period(period)
     now = now or datetime.now(UTC)
     kb = kpis.book(settings)
@@ -351,8 +344,6 @@ def evaluate(
     :class:`AlarmPeriodError` for a period name it cannot read and ConfigError for a wrong
     alarms or KPI file.
     """
-    from tasuki import kpis
-
     check_period(period)
     now = now or datetime.now(UTC)
     kb = kpis.book(settings)
@@ -389,8 +380,6 @@ def evaluate_recent(
 def recent_periods(settings: Settings, now: datetime) -> tuple[str, str]:
     """The last two closed periods at ``now``, older first: those the nightly job evaluates
     and notifications send."""
-    from tasuki import kpis
-
     b = kpis.book(settings)
     last = last_closed_period(settings, now)
     return previous(last, b.period, b.fiscal_year_start, kpis.company_tz(settings)), last

@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from tasuki import kpis
 from tasuki.errors import ConfigError, Problem
 from tasuki.kpis.periods import PeriodKind
 from tasuki.kpis.schema import Kpi
@@ -214,7 +215,5 @@ def load_alarm_book(
 def alarm_book(settings: Settings) -> AlarmBook:
     """The validated alarms of the active config, checked against its KPI book (ConfigError,
     with every problem of the file, when anything is wrong)."""
-    from tasuki import kpis
-
     b = kpis.book(settings)
     return load_alarm_book(config_path(settings), b.kpis, b.period)

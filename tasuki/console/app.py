@@ -36,6 +36,7 @@ from tasuki.errors import ConfigError, Problem
 from tasuki.settings import Settings
 from tasuki.store.db import Store
 from tasuki.store.models import ConsoleUser
+from webhooks.shared import services
 
 LANGUAGES = ("ja", "en")
 """The languages the console speaks, the first the default."""
@@ -61,15 +62,11 @@ def login_throttle() -> LoginThrottle:
 
 def console_store() -> Store:
     """The store of the app handling the request."""
-    from webhooks import services
-
     return services().store
 
 
 def console_settings() -> Settings:
     """The settings of the app handling the request."""
-    from webhooks import services
-
     return services().settings
 
 
@@ -172,7 +169,9 @@ def init_app(app: Flask, settings: Settings) -> None:
     Without ``TASUKI_OPS_TOKEN`` the console's pages answer 404 with the reason (no session
     can be signed without a secret); a token shorter than :data:`MIN_SECRET_LENGTH` is a
     :class:`ConfigError`."""
-    from tasuki.console import auth, views  # noqa: F401 - their routes join the blueprint
+    # lazy: the views and sign-in pages put their routes on this module's blueprint (they
+    # import it); they join it when an app is built, so this module never imports them back.
+    from tasuki.console import auth, views  # noqa: F401
 
     secret = _secret(settings)
     if secret is not None:

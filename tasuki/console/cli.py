@@ -7,14 +7,21 @@ from pathlib import Path
 
 import click
 
-from tasuki.console.accounts import Role
-from tasuki.store.db import Store
+from tasuki.console.accounts import (
+    Role,
+    add_user,
+    list_users,
+    login_link_token,
+    remove_user,
+    set_password,
+)
+from tasuki.console.periods import UnknownPeriod
+from tasuki.console.report import write_report
+from tasuki.settings import load_settings
+from tasuki.store.db import Store, open_store
 
 
 def _store() -> Store:
-    from tasuki.settings import load_settings
-    from tasuki.store.db import open_store
-
     return open_store(load_settings().database_url)
 
 
@@ -44,8 +51,6 @@ def users_group() -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def users_add(username: str, role: str, email: str, oidc: bool, password_stdin: bool) -> None:
     """Add a console user (asks for the password unless --oidc)."""
-    from tasuki.console.accounts import add_user
-
     password = None if oidc else _password(password_stdin)
     store = _store()
     user = add_user(store, username, Role(role), password, email)
@@ -58,8 +63,6 @@ def users_add(username: str, role: str, email: str, oidc: bool, password_stdin: 
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def users_password(username: str, password_stdin: bool) -> None:
     """Set a new password for a local account."""
-    from tasuki.console.accounts import set_password
-
     store = _store()
     set_password(store, username, _password(password_stdin))
     click.echo(f"New password set for {username}.")
@@ -69,8 +72,6 @@ def users_password(username: str, password_stdin: bool) -> None:
 @click.argument("username")
 def users_remove(username: str) -> None:
     """Disable a console user: they can no longer sign in, their session ends."""
-    from tasuki.console.accounts import remove_user
-
     store = _store()
     remove_user(store, username)
     click.echo(f"Disabled {username}.")
@@ -79,8 +80,6 @@ def users_remove(username: str) -> None:
 @users_group.command("list")
 def users_list() -> None:
     """Every console user with their role and last sign-in."""
-    from tasuki.console.accounts import list_users
-
     store = _store()
     for u in list_users(store):
         kind = "password" if u.password_hash else "oidc"
@@ -93,10 +92,6 @@ def users_list() -> None:
 @click.argument("username")
 def users_link(username: str) -> None:
     """Print a one-time sign-in link for USERNAME (valid 15 minutes)."""
-    from tasuki.console.accounts import login_link_token
-    from tasuki.settings import load_settings
-    from tasuki.store.db import open_store
-
     settings = load_settings()
     store = open_store(settings.database_url)
     base = settings.public_url or "http://127.0.0.1:8080"
@@ -109,10 +104,6 @@ def users_link(username: str) -> None:
 @click.option("--lang", type=click.Choice(["ja", "en"]), default="ja", show_default=True)
 def report_command(period: str | None, output: Path, lang: str) -> None:
     """Write a self-contained HTML snapshot of the overview, boundaries and people pages."""
-    from tasuki.console.periods import UnknownPeriod
-    from tasuki.console.report import write_report
-    from tasuki.settings import load_settings
-
     settings = load_settings()
     try:
         written = write_report(settings, output, period=period, language=lang)

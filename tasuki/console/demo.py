@@ -11,14 +11,17 @@ from __future__ import annotations
 import secrets
 from dataclasses import replace
 
+import click
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from tasuki.console.accounts import Role, add_user, login_link_token
 from tasuki.errors import TasukiError
 from tasuki.settings import Settings
-from tasuki.store.db import Store
+from tasuki.store.db import Store, open_store
 from tasuki.store.models import ConsoleUser, Handoff
+from webhooks import create_app
+from webhooks.hosting import run
 
 DEMO_USER = "demo"
 """The console user the demo's link signs in."""
@@ -52,12 +55,6 @@ def demo_link(store: Store, base_url: str) -> str:
 
 def serve_demo(settings: Settings, host: str, port: int, threads: int) -> None:
     """Serve webhooks and the console on the demo's store and print the sign-in link."""
-    import click
-
-    from tasuki.store.db import open_store
-    from webhooks import create_app
-    from webhooks.serve import run
-
     settings = with_demo_secrets(settings)
     store = open_store(settings.database_url)
     link = demo_link(store, f"http://{host}:{port}")

@@ -15,6 +15,7 @@ from tasuki.console.periods import resolve
 from tasuki.kpis.books import book, company_tz
 from tasuki.settings import Settings
 from tasuki.store.db import Store, open_store
+from webhooks import create_app
 
 
 def render_report(
@@ -28,8 +29,8 @@ def render_report(
     from ``store`` (default: the one ``settings`` name).
 
     Raises :class:`~tasuki.console.periods.UnknownPeriod` for a malformed or future period."""
+    # lazy: the console's stack (Babel, Authlib, WTF) only when it is used
     from tasuki.console.views import boundary_data, overview_data, people_data
-    from webhooks import create_app
 
     # The app only renders here: secrets it would check are one-off, never defaults.
     settings = replace(

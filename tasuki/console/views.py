@@ -20,6 +20,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy.orm import Session
 
+from rules.checks.times import Sla
 from tasuki.alarms import Alarm, raised
 from tasuki.calendar import BusinessCalendar
 from tasuki.console import figures as fig
@@ -39,16 +40,20 @@ from tasuki.console.people import department_rows, person_rows
 from tasuki.console.periods import Period, UnknownPeriod, current, resolve, trailing
 from tasuki.judging import SLA_SWEEP_WINDOW
 from tasuki.kpis.books import book, company_tz
+from tasuki.kpis.explanation import explain as explain_figure
+from tasuki.kpis.summary import person_summary
 from tasuki.meeting.answer import AnswerSla, answer_slas
+from tasuki.meeting.build import handoff_item
 from tasuki.settings import Settings
+from tasuki.startup import load_rules
 from tasuki.store.models import utcnow
+from webhooks.shared import services
+from worker import enqueue_kpis
 
 
 def _rulebook(settings: Settings) -> Any:
     cached = current_app.extensions.get("tasuki_console_rules")
     if cached is None:
-        from tasuki.runtime import load_rules
-
         cached = load_rules(settings)
         current_app.extensions["tasuki_console_rules"] = cached
     return cached
@@ -85,8 +90,6 @@ def _wants_csv() -> str | None:
 
 
 def _sla_setup(settings: Settings) -> tuple[dict[str, list[str]], dict[str, AnswerSla]]:
-    from rules.checks.times import Sla
-
     rulebook = _rulebook(settings)
     sla_rules: dict[str, list[str]] = {}
     for rs in rulebook.rule_sets:
@@ -239,8 +242,6 @@ def boundary_data(settings: Settings, period: Period) -> dict[str, Any]:
 
 def people_data(settings: Settings, period: Period) -> dict[str, Any]:
     """What the people page shows for ``period``."""
-    from tasuki.kpis.summary import person_summary
-
     return {
         "period": period,
         "people": person_summary(console_store(), settings, period.name),
@@ -397,8 +398,6 @@ def handoffs() -> ResponseReturnValue:
 @login_required
 def handoff(handoff_id: int) -> ResponseReturnValue:
     """One handoff: the packet, the verdict rule by rule, the SLA clock, recordings, CRM link."""
-    from tasuki.meeting.build import handoff_item
-
     settings = console_settings()
     item = handoff_item(console_store(), settings, handoff_id, rulebook=_rulebook(settings))
     if item is None:
@@ -457,8 +456,6 @@ def people() -> ResponseReturnValue:
 @login_required
 def explain() -> ResponseReturnValue:
     """The records behind one KPI figure of a person (or the org)."""
-    from tasuki.kpis.explanation import explain as explain_figure
-
     settings = console_settings()
     period = _period(settings)
     kpi_id = request.args.get("kpi", "")
@@ -490,9 +487,6 @@ def explain() -> ResponseReturnValue:
 @ops_required
 def compute_kpis() -> ResponseReturnValue:
     """Queue a KPI computation now (ops only)."""
-    from webhooks import services
-    from worker import enqueue_kpis
-
     enqueue_kpis(services().queue)
     return render_template("console/done.html", message=_("KPI computation queued.")), 202
 

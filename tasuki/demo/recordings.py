@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from connectors.local import LocalCrm
+from tasuki.demo import DemoFailed
 from tasuki.recordings.phones import to_e164
 from tasuki.recordings.zoom import signature
 from tasuki.settings import Settings
@@ -247,8 +248,6 @@ def deliver(
         }
         response = client.post(d.path, data=body, headers=headers)
         if response.status_code != 200:
-            from tasuki.demo.run import DemoFailed
-
             raise DemoFailed(
                 f"{d.path} answered {response.status_code}: {response.get_data(as_text=True)}"
             )

@@ -14,7 +14,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -25,15 +25,17 @@ from sqlalchemy import func, select
 
 import worker
 from connectors.local import LocalCrm
-from tasuki import logs, runtime
+from tasuki import logs, runtime, startup
+from tasuki.demo import DemoFailed
 from tasuki.demo.org import OrgSpec, generate
 from tasuki.demo.recordings import deliver as deliver_recordings
 from tasuki.demo.recordings import with_provider_secrets
-from tasuki.errors import TasukiError
 from tasuki.queue import connect, job_queue
 from tasuki.settings import Settings
 from tasuki.store.db import open_store
 from tasuki.store.models import LedgerEntry, WriteRun, utcnow
+from webhooks import create_app, services
+from webhooks.local import signed_headers
 
 NOTICES_PER_POST = 100
 """Change notices per webhook request (Salesforce sends up to 100 per Outbound Message)."""
@@ -76,10 +78,6 @@ class DemoOutcome:
     report_path: Path | None = None
 
 
-class DemoFailed(TasukiError):
-    """A job of the demo failed; the message carries the job's error."""
-
-
 def _prepare_crm(
     settings: Settings, spec: OrgSpec, progress: Progress
 ) -> tuple[LocalCrm, bool, int]:
@@ -100,8 +98,6 @@ def _deliver(
     crm: LocalCrm, client: object, secret: str, outcome: DemoOutcome, progress: Progress
 ) -> None:
     """POST every pending change notice of the CRM, signed, 100 to a request."""
-    from webhooks.local import signed_headers
-
     total = len(crm.pending_notices(limit=10**9))
     sent = 0
     while True:
@@ -164,11 +160,9 @@ def _work(queue: Queue, outcome: DemoOutcome, progress: Progress) -> None:
 
 def run_demo(settings: Settings, spec: OrgSpec, progress: Progress) -> DemoOutcome:
     """Seed (if needed) and push the org through the pipeline; returns what happened."""
-    from webhooks import create_app, services
-
     started = time.perf_counter()
     # Every file the config names is checked before the CRM or the store is touched.
-    runtime.validate(settings)
+    startup.validate(settings)
     crm, seeded, changes = _prepare_crm(settings, spec, progress)
     runs = int(crm.meta("demo_runs") or 0) + 1
     crm.set_meta("demo_runs", str(runs))
@@ -185,7 +179,7 @@ def run_demo(settings: Settings, spec: OrgSpec, progress: Progress) -> DemoOutco
     store = open_store(settings.database_url)
     connection = connect(settings)
     queue = job_queue(settings, connection)
-    rt = runtime.Runtime(settings, store, crm, redis_connection=connection)
+    rt = startup.assemble(settings, store, crm, connection)
     app = create_app(settings, store=store, queue=queue)
     with store.session() as s:
         last_run = s.scalar(select(func.coalesce(func.max(WriteRun.id), 0))) or 0
@@ -236,6 +230,4 @@ def run_demo(settings: Settings, spec: OrgSpec, progress: Progress) -> DemoOutco
 
 
 def _with_secret(settings: Settings, secret: str) -> Settings:
-    from dataclasses import replace
-
     return replace(settings, webhook_secret=SecretStr(secret))

@@ -1,8 +1,10 @@
 """The KPI book a process works with and the company's periods.
 
 The book (the validated ``kpis:`` files of the config) is a pure function of the files and the
-config; :func:`book` memoises it by the files' size and modification time (a ``stat`` each) and
-the config, so an edited file is read again on the next call and nobody clears a cache."""
+config. :func:`book` keeps it on the settings that name those files
+(:class:`~tasuki.yamlsource.KeptReads`), read again when a file's stamps move: an edited file is
+read on the next call, nobody clears a cache, and no module holds one. A runtime keeps the book
+its jobs use and watches the files for changes (:meth:`tasuki.runtime.Runtime.refresh`)."""
 
 from __future__ import annotations
 
@@ -13,30 +15,19 @@ from tasuki.catalog import catalog
 from tasuki.kpis.periods import period_of
 from tasuki.kpis.schema import KpiBook, load_kpibook
 from tasuki.settings import Settings
-from tasuki.yamlsource import Stamps, file_stamps
 
-_Key = tuple[Stamps, str]
-_read: dict[_Key, KpiBook] = {}
-"""Books read, by their files' stamps (paths included) and the config's JSON: a memo of a pure
-function (an edited file has new stamps and is read again), at most :data:`_KEPT` of them."""
-_KEPT = 16
+
+def read_book(settings: Settings) -> KpiBook:
+    """Read and validate the KPI book named in the config now (ConfigError if bad)."""
+    cfg = settings.config
+    boundaries: dict[str, str | None] = {b.id: b.object for b in cfg.boundaries}
+    return load_kpibook(list(settings.kpi_paths), catalog(cfg), boundaries, related=cfg.related)
 
 
 def book(settings: Settings) -> KpiBook:
     """The validated KPI book named in the config (ConfigError if bad), read again only when a
-    file or the config changed."""
-    cfg = settings.config
-    key = (file_stamps(settings.kpi_paths), cfg.model_dump_json())
-    found = _read.get(key)
-    if found is None:
-        boundaries: dict[str, str | None] = {b.id: b.object for b in cfg.boundaries}
-        found = load_kpibook(
-            list(settings.kpi_paths), catalog(cfg), boundaries, related=cfg.related
-        )
-        if len(_read) >= _KEPT:
-            _read.clear()
-        _read[key] = found
-    return found
+    file changed."""
+    return settings.kept.get("kpis", settings.kpi_paths, lambda: read_book(settings))
 
 
 def company_tz(settings: Settings) -> ZoneInfo:

@@ -13,9 +13,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import click
+from sqlalchemy import func, or_, select
 
+from tasuki import kpis
 from tasuki.display import FORMATS, local_time, named, render
 from tasuki.errors import TasukiError
+from tasuki.kpis.computation import restatement
+from tasuki.kpis.periods import bounds, label, parse_period, previous, spanning
+from tasuki.settings import Settings
+from tasuki.startup import build
+from tasuki.store.models import Person
+from tasuki.writeback import write_back
 
 
 class KpiUsageError(TasukiError):
@@ -24,10 +32,6 @@ class KpiUsageError(TasukiError):
 
 def _period(rt_settings: object, period: str | None, mtd: bool = False) -> tuple[str, bool]:
     """The period asked for, as stored, and whether it is the running one."""
-    from tasuki import kpis
-    from tasuki.kpis.periods import parse_period, previous
-    from tasuki.settings import Settings
-
     assert isinstance(rt_settings, Settings)
     book = kpis.book(rt_settings)
     current = kpis.current_period(rt_settings)
@@ -49,10 +53,6 @@ PERIOD_HELP = "2026-11, 2026-Q3, FY2026-Q3, FY2026 or current (default: the last
 def _person(rt: Any, text: str) -> tuple[str, str]:
     """The CRM user ``text`` names (id, e-mail or name) as (id, name); an unknown or ambiguous
     person ends the command with exit code 2 and the candidates."""
-    from sqlalchemy import func, or_, select
-
-    from tasuki.store.models import Person
-
     with rt.store.session() as s:
         exact = s.execute(
             select(Person.user_id, Person.name).where(
@@ -98,10 +98,6 @@ def _part(figs: Any) -> str:
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 def show(period: str | None, mtd: bool, compute: bool, fmt: str) -> None:
     """Each person's own and neighbour KPIs against target, and their attainment."""
-    from tasuki import kpis
-    from tasuki.kpis.periods import label
-    from tasuki.runtime import build
-
     rt = build()
     now = datetime.now(UTC)
     p, running = _period(rt.settings, period, mtd)
@@ -157,13 +153,6 @@ def show(period: str | None, mtd: bool, compute: bool, fmt: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 def explain(kpi_id: str, person: str | None, period: str | None, mtd: bool, fmt: str) -> None:
     """List the records behind one figure: what the numerator and denominator count."""
-    from sqlalchemy import select
-
-    from tasuki import kpis
-    from tasuki.kpis.periods import label
-    from tasuki.runtime import build
-    from tasuki.store.models import Person
-
     rt = build()
     p, running = _period(rt.settings, period, mtd)
     who_id, who_name = _person(rt, person) if person else (None, "")
@@ -236,12 +225,6 @@ def push(
     printed, and nothing is sent to the CRM. A closed period keeps the targets it was computed
     with; --restate PERIOD shows what today's targets would change (old → new per row) and
     writes it only with --yes (and not in a dry run)."""
-    from tasuki import kpis
-    from tasuki.kpis.computation import restatement
-    from tasuki.kpis.periods import spanning
-    from tasuki.runtime import build
-    from tasuki.writeback import write_back
-
     rt = build()
     now = datetime.now(UTC)
     if sum(x is not None for x in (period, since, restate)) > 1:
@@ -261,7 +244,6 @@ def push(
         first, _ = _period(rt.settings, since)
         book = kpis.book(rt.settings)
         tz = kpis.company_tz(rt.settings)
-        from tasuki.kpis.periods import bounds
 
         start, _ = bounds(first, book.fiscal_year_start, tz)
         periods = spanning(start, now, book.period, book.fiscal_year_start, tz)

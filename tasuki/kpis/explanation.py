@@ -9,6 +9,7 @@ from tasuki.kpis.books import book, company_tz
 from tasuki.kpis.engine import (
     Subjects,
     explain_rows,
+    kpi_figures,
 )
 from tasuki.kpis.periods import declared
 from tasuki.kpis.query import Context, EventRow
@@ -36,8 +37,6 @@ def explain(
     """The records behind ``kpi_id``'s figure for ``person`` (``None``: the org) in ``period``
     as declared (:func:`~tasuki.kpis.periods.declared`: a quarter whole); the figure is computed
     afresh, not read back."""
-    from tasuki.kpis.engine import kpi_figures
-
     b = book(settings)
     if kpi_id not in b.kpis:
         raise KeyError(f"unknown KPI {kpi_id!r}; known: {', '.join(sorted(b.kpis))}")

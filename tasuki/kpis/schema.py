@@ -41,7 +41,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tasuki.errors import ConfigError, Problem
-from tasuki.kpis.periods import PeriodKind, first_month
+from tasuki.kpis.periods import PeriodKind, first_month, kind_of
 from tasuki.yamlsource import Located, load_all, problems_from_validation
 
 DEPARTMENT_PAIRS = {f"{a}→{b}" for a in ("MK", "IS", "FS", "CS") for b in ("MK", "IS", "FS", "CS")}
@@ -275,8 +275,6 @@ class TargetChange(_Strict):
     @field_validator("from_", mode="before")
     @classmethod
     def _period(cls, value: Any) -> Any:
-        from tasuki.kpis.periods import kind_of
-
         text = str(value).strip()
         kind_of(text.upper() if text[:2].upper() == "FY" else text)
         return text.upper() if text[:2].upper() == "FY" else text

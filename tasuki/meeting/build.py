@@ -35,6 +35,7 @@ from tasuki.meeting.links import record_link
 from tasuki.meeting.schedule import MeetingSchedule, Window, meeting_boundary
 from tasuki.recordings.packet import SECTIONS
 from tasuki.settings import Settings
+from tasuki.startup import load_rules
 from tasuki.store.db import Store
 from tasuki.store.models import Handoff, Person, Verdict, utcnow
 
@@ -226,8 +227,6 @@ def build_agenda(
     :class:`~tasuki.errors.ConfigError` when the rules files are wrong (``rulebook`` not given).
     """
     if rulebook is None:
-        from tasuki.runtime import load_rules
-
         rulebook = load_rules(settings)
     schedule = MeetingSchedule.from_settings(settings)
     calendar = schedule.calendar

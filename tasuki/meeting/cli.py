@@ -7,16 +7,20 @@ from datetime import date, datetime
 import click
 
 from tasuki.meeting.agenda import Agenda
+from tasuki.meeting.build import build_agenda
+from tasuki.meeting.jsonio import to_json
+from tasuki.meeting.markdown import render_markdown
+from tasuki.meeting.plain import render_text
+from tasuki.meeting.schedule import MeetingSchedule, NotAMeetingDay
+from tasuki.settings import load_settings
+from tasuki.store.db import open_store
+from tasuki.store.models import utcnow
 
 FORMATS = ("text", "markdown", "json")
 
 
 def render(agenda: Agenda, fmt: str) -> str:
     """The agenda in one of :data:`FORMATS`."""
-    from tasuki.meeting.jsonio import to_json
-    from tasuki.meeting.markdown import render_markdown
-    from tasuki.meeting.plain import render_text
-
     if fmt == "json":
         return to_json(agenda) + "\n"
     if fmt == "markdown":
@@ -40,12 +44,6 @@ def agenda_command(day: datetime | None, fmt: str) -> None:
 
     Times are in the company's timezone (calendar.timezone); the meeting's time and boundary
     come from the meeting: block of tasuki.yaml."""
-    from tasuki.meeting.build import build_agenda
-    from tasuki.meeting.schedule import MeetingSchedule, NotAMeetingDay
-    from tasuki.settings import load_settings
-    from tasuki.store.db import open_store
-    from tasuki.store.models import utcnow
-
     settings = load_settings()
     schedule = MeetingSchedule.from_settings(settings)
     meeting: date = day.date() if day else schedule.next_meeting(utcnow())

@@ -38,6 +38,8 @@ def _without_controls(value: object) -> object:
 
 @cache
 def _environment() -> Environment:
+    """The agenda mail's templates, shipped in the package: a constant made at first use (every
+    call returns the same environment; nothing a call does changes what the next one renders)."""
     env = Environment(
         loader=PackageLoader("tasuki.meeting", "templates"),
         autoescape=select_autoescape(

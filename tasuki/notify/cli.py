@@ -7,13 +7,18 @@ from typing import TYPE_CHECKING
 
 import click
 
+from tasuki import startup
+from tasuki.notify import agenda, sweep
+from tasuki.notify.ledger import Status
+from tasuki.notify.outcome import Outcome
+from tasuki.notify.sweep import route
+from tasuki.store.models import utcnow
+
 if TYPE_CHECKING:  # imported when a command runs: `tasuki --help` stays quick
     from tasuki.notify.sweep import Media, Planned
 
 
 def _when(at: str | None) -> datetime:
-    from tasuki.store.models import utcnow
-
     if at is None:
         return utcnow()
     parsed = datetime.fromisoformat(at)
@@ -23,9 +28,6 @@ def _when(at: str | None) -> datetime:
 
 
 def _route_text(planned: Planned, media: Media) -> str:
-    from tasuki.notify.outcome import Outcome
-    from tasuki.notify.sweep import route
-
     routed = route(planned, media, look_up=False)
     if isinstance(routed, Outcome):
         return f"not sent ({routed.status.value}): {routed.error}"
@@ -49,11 +51,8 @@ def notify_group(ctx: click.Context, dry_run: bool, at: str | None) -> None:
     agenda when it is due. Rules: the notifications files tasuki.yaml names."""
     if ctx.invoked_subcommand is not None:
         return
-    from tasuki import runtime
-    from tasuki.notify import agenda, sweep
-    from tasuki.notify.ledger import Status
 
-    rt = runtime.current()
+    rt = startup.current()
     now = _when(at)
     report = sweep.run(rt, now, dry_run=dry_run)
     delivered = agenda.deliver(rt, now, dry_run=dry_run)
@@ -100,10 +99,7 @@ def notify_group(ctx: click.Context, dry_run: bool, at: str | None) -> None:
 def check_command() -> None:
     """Check the Slack token (auth.test), the channels of the destinations and the meeting
     (conversations.info, for channel ids), and that the SMTP server answers."""
-    from tasuki import runtime
-    from tasuki.notify import sweep
-
-    rt = runtime.current()
+    rt = startup.current()
     book = sweep.book_of(rt)
     media = sweep.Media(rt, book)
     problems = 0

@@ -153,6 +153,8 @@ _HTML = """<!doctype html>
 
 @cache
 def _html_template() -> Template:
+    """The mail's HTML template, compiled from the constant above at first use: a constant made
+    lazily (every call returns the same template), not state a call can change."""
     env = Environment(autoescape=True, undefined=StrictUndefined, trim_blocks=True)
     return env.from_string(_HTML)
 

@@ -20,8 +20,11 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 import redis
+from rq.job import Job
+from rq.registry import FailedJobRegistry
 from sqlalchemy import select
 
+from tasuki import alarms
 from tasuki.alarms import Alarm
 from tasuki.durations import parse_duration
 from tasuki.notify.event_types import PartialOptions, RejectionOptions, SyncStaleOptions
@@ -29,6 +32,7 @@ from tasuki.notify.ledger import Status
 from tasuki.notify.message import Line, Message
 from tasuki.notify.scene import Finder, Occurrence, Scene, span
 from tasuki.notify.schema import NotificationRule
+from tasuki.queue import connect, job_queue
 from tasuki.store.models import (
     NotificationEntry,
     SyncCursor,
@@ -45,8 +49,6 @@ RECENT = timedelta(days=7)
 def partial_optimisation(scene: Scene, rule: NotificationRule) -> list[Occurrence]:
     """The stored partial-optimisation alarms (:mod:`tasuki.alarms`, evaluated nightly) of the
     last two closed periods: one message per period, listing each alarm with its figures."""
-    from tasuki import alarms
-
     options: PartialOptions = rule.options
     out = []
     for period in alarms.recent_periods(scene.rt.settings, scene.now):
@@ -167,11 +169,6 @@ def failed_jobs(scene: Scene, rule: NotificationRule) -> list[Occurrence]:
     """Jobs in RQ's failed registry of tasuki's queue, one message per job function and local
     day (a job failing every five minutes is one message, not 288). Redis down: none, and a
     warning."""
-    from rq.job import Job
-    from rq.registry import FailedJobRegistry
-
-    from tasuki.queue import connect, job_queue
-
     rt = scene.rt
     try:
         connection = rt.redis_connection or connect(rt.settings)

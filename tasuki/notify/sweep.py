@@ -35,9 +35,16 @@ from tasuki.notify.message import Mail, mail, slack_payload
 from tasuki.notify.ops_events import FINDERS as OPS_FINDERS
 from tasuki.notify.outcome import Outcome
 from tasuki.notify.scene import Occurrence, Scene
-from tasuki.notify.schema import Destination, NotificationBook, NotificationRule, When
+from tasuki.notify.schema import (
+    Destination,
+    NotificationBook,
+    NotificationRule,
+    When,
+    load_notification_book,
+)
 from tasuki.notify.slack import Slack
 from tasuki.runtime import Runtime
+from tasuki.schedule import next_fire
 from tasuki.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,8 +56,6 @@ LAST = ("delivery_failed",)
 
 def load_book(settings: Settings) -> NotificationBook:
     """The notification rules the config names, validated against the config."""
-    from tasuki.notify.schema import load_notification_book
-
     return load_notification_book(settings.notification_paths, settings.config)
 
 
@@ -136,8 +141,6 @@ def due_at(when: When, at: datetime, now: datetime, calendar: BusinessCalendar) 
     if when.kind == "any_time":
         return at
     if when.kind == "cron":
-        from tasuki.schedule import next_fire
-
         assert when.cron is not None
         return next_fire(when.cron, calendar.tz, at - timedelta(microseconds=1))
     return next_working_instant(calendar, max(at, now))

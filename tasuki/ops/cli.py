@@ -10,7 +10,16 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.table import Table
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job
+from rq.registry import FailedJobRegistry
 
+from tasuki.errors import TasukiError
+from tasuki.logs import MASK, secret_values
+from tasuki.ops.runs import detail, recent
+from tasuki.queue import job_queue
+from tasuki.settings import load_settings
+from tasuki.store.db import open_store
 from tasuki.store.models import JobRun
 
 FORMAT = click.option(
@@ -66,9 +75,6 @@ def runs_group(ctx: click.Context, failed: bool, limit: int, job: str | None, fm
     `tasuki runs show ID` shows one run record by record."""
     if ctx.invoked_subcommand is not None:
         return
-    from tasuki.ops.runs import recent
-    from tasuki.settings import load_settings
-    from tasuki.store.db import open_store
 
     store = open_store(load_settings().database_url)
     rows = recent(store, limit=limit, failed=failed, job=job)
@@ -99,11 +105,6 @@ def runs_group(ctx: click.Context, failed: bool, limit: int, job: str | None, fm
 def runs_show(run_id: int, fmt: str) -> None:
     """One run: its figures or error, the records it covered and, for a write-back, every
     record the CRM refused with the CRM's own code and message."""
-    from tasuki.errors import TasukiError
-    from tasuki.ops.runs import detail
-    from tasuki.settings import load_settings
-    from tasuki.store.db import open_store
-
     found = detail(open_store(load_settings().database_url), run_id)
     if found is None:
         raise TasukiError(f"no run {run_id}")
@@ -165,12 +166,6 @@ def jobs_group() -> None:
 
 def _failed_registry() -> tuple[Any, list[str]]:
     """RQ's failed registry of the configured queue, and the secret values to mask."""
-    from rq.registry import FailedJobRegistry
-
-    from tasuki.logs import secret_values
-    from tasuki.queue import job_queue
-    from tasuki.settings import load_settings
-
     settings = load_settings()
     if settings.redis_url is None:
         raise click.UsageError("TASUKI_REDIS_URL is not set: failed jobs live in Redis")
@@ -178,10 +173,6 @@ def _failed_registry() -> tuple[Any, list[str]]:
 
 
 def _failed_json(registry: Any, ids: Sequence[str], secrets: list[str]) -> list[dict[str, Any]]:
-    from rq.job import Job
-
-    from tasuki.logs import MASK
-
     out = []
     for job in Job.fetch_many(list(ids), connection=registry.connection):
         if job is None:
@@ -227,8 +218,6 @@ def jobs_failed(limit: int, fmt: str) -> None:
 @click.option("--all", "every", is_flag=True, help="Every failed job of the queue.")
 def jobs_retry(job_ids: tuple[str, ...], every: bool) -> None:
     """Queue failed jobs again (by id, or --all); each runs as if new (jobs are idempotent)."""
-    from rq.exceptions import InvalidJobOperation, NoSuchJobError
-
     if bool(job_ids) == every:
         raise click.UsageError("give job ids or --all (not both)")
     registry, _ = _failed_registry()

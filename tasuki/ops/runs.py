@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, runtime_checkable
+from typing import Any, ParamSpec, Protocol, TypeVar, runtime_checkable
 
 import redis
 from rq import get_current_job
@@ -35,11 +35,9 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from tasuki import logs
+from tasuki.runtime import Runtime
 from tasuki.store.db import Store
 from tasuki.store.models import JobRun, WriteRejection, WriteRun, utcnow
-
-if TYPE_CHECKING:
-    from tasuki.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -14,6 +14,8 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy import func, select
 
+import worker
+from tasuki import runtime, startup
 from tasuki.display import FORMATS, local_time, render
 from tasuki.meeting.cli import agenda_command
 from tasuki.recordings.packet import Packet, build_packet, find_record
@@ -93,10 +95,7 @@ def unmatched_command(limit: int, fmt: str) -> None:
 )
 def match_command(everything: bool) -> None:
     """Link pending recordings now (what the worker does after each sync)."""
-    import worker
-    from tasuki import runtime
-
-    with runtime.activate(runtime.build()):
+    with runtime.activate(startup.build()):
         result = worker.match_recordings(full=everything)
     click.echo(f"linked {result['linked']}; verdicts changed {result['verdicts_changed']}")
 

@@ -6,7 +6,7 @@ RQ jobs and re-judges the handoffs whose records gained or lost a recording.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tasuki.recordings import miitel, zoom
 from tasuki.recordings.capture import Capture
@@ -14,10 +14,8 @@ from tasuki.recordings.config import RecordingsConfig, load_recordings_config
 from tasuki.recordings.rematch import forget_if_idle, rematch
 from tasuki.recordings.store import has_pending, keep
 from tasuki.recordings.values import recording_values
+from tasuki.runtime import Runtime
 from tasuki.writeback import DesiredValue
-
-if TYPE_CHECKING:
-    from tasuki.runtime import Runtime
 
 PROVIDERS = (miitel.PROVIDER, zoom.PROVIDER)
 _CONFIG_KEY = "recordings_config"

@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 
 from connectors.hubspot import HubSpotConnector
 from connectors.hubspot_changes import SEARCH_PAGE, Cursor, cut
+from tasuki import startup
 from tasuki.crm import ChangePage
-from tasuki.runtime import Runtime
 from tasuki.settings import Config, Settings
 from tasuki.store.db import Store
 from tasuki.store.models import Record, SyncCursor, Transition
@@ -113,7 +113,7 @@ def test_reconcile_stores_contacts_their_owner_history_and_the_cursor(
     ]
     emulator.update("contacts", ids[7], {"hubspot_owner_id": "2"}, at=T0 + 5000)
     connector = make_connector(emulator, clock=lambda: (T0 + HOUR) / 1000)
-    rt = Runtime(replace(settings, config=hubspot_config), sqlite_store, connector)
+    rt = startup.assemble(replace(settings, config=hubspot_config), sqlite_store, connector)
     reconcile(rt, "lead")
     with sqlite_store.session() as s:
         assert s.scalar(select(func.count()).select_from(Record)) == 450

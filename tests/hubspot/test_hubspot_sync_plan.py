@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import replace
 
 from connectors.hubspot_changes import SEARCH_PAGE
-from tasuki import backfill, runtime
+from tasuki import backfill, runtime, startup
 from tasuki.settings import Config, Settings
 from tasuki.store.db import Store
 from tests.hubspot.hs_emulator import HubSpotEmulator
@@ -40,7 +40,7 @@ def test_the_estimate_matches_the_reads_of_the_sync_and_writes_nothing(
         ],
     )
     connector = make_connector(emulator, clock=lambda: (T0 + HOUR) / 1000)
-    rt = runtime.Runtime(replace(settings, config=hubspot_config), sqlite_store, connector)
+    rt = startup.assemble(replace(settings, config=hubspot_config), sqlite_store, connector)
     with runtime.activate(rt):
         before = Counter(emulator.calls)
         plan = backfill.plan(rt, backfill.synced_objects(rt))

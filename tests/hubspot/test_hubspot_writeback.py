@@ -7,7 +7,7 @@ from dataclasses import replace
 from sqlalchemy import select
 
 from connectors.hubspot import HubSpotConnector
-from tasuki.runtime import Runtime
+from tasuki import startup
 from tasuki.settings import Config, Settings
 from tasuki.store.db import Store
 from tasuki.store.models import WriteRejection
@@ -81,7 +81,7 @@ def test_our_own_writes_read_back_as_echoes(
     hubspot: HubSpotConnector,
 ) -> None:
     ids = _deals(emulator, 30)
-    rt = Runtime(replace(settings, config=hubspot_config), sqlite_store, hubspot)
+    rt = startup.assemble(replace(settings, config=hubspot_config), sqlite_store, hubspot)
     assert len(sync_ids(rt, "deals", ids).changed) == 30
     write_back(sqlite_store, hubspot, hubspot_config, _desired(ids, score=87))
     echoed = sync_ids(rt, "deals", ids)

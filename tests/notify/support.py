@@ -28,7 +28,7 @@ from sqlalchemy import select
 
 import worker
 from connectors.local import LocalCrm
-from tasuki import runtime
+from tasuki import runtime, startup
 from tasuki.calendar import BusinessCalendar
 from tasuki.demo.org import define_schema
 from tasuki.queue import connect
@@ -154,7 +154,7 @@ def handoff(
 
 def live(settings: Settings, store: Store, crm: LocalCrm) -> runtime.Runtime:
     """A runtime on ``store`` and ``crm`` with the in-process queue."""
-    return runtime.Runtime(settings, store, crm, redis_connection=connect(settings))
+    return startup.assemble(settings, store, crm, redis_connection=connect(settings))
 
 
 def sync(rt: runtime.Runtime, crm: LocalCrm) -> None:

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 import worker
-from tasuki import runtime
+from tasuki import runtime, startup
 from tasuki.notify import ledger, sweep
 from tasuki.notify.cli import notify_group
 from tasuki.notify.outcome import DeliveryUnavailable
@@ -63,7 +63,7 @@ def test_a_job_run_twice_and_two_workers_at_once_send_each_message_once(
     url = store.engine.url.render_as_string(hide_password=False)
     # Two workers: their own runtimes and connections to the same store, starting together.
     workers = [
-        runtime.Runtime(rt.settings, open_store(url), rt.connector, rt.redis_connection)
+        startup.assemble(rt.settings, open_store(url), rt.connector, rt.redis_connection)
         for _ in range(2)
     ]
     start = threading.Barrier(len(workers))

@@ -10,7 +10,7 @@ import pytest
 from pydantic import SecretStr
 
 from connectors.local import LocalCrm
-from tasuki import runtime
+from tasuki import runtime, startup
 from tasuki.demo.org import generate
 from tasuki.queue import job_queue
 from tasuki.settings import Settings
@@ -40,7 +40,7 @@ def pipeline(settings: Settings, store: Store, redis_url: str) -> Iterator[Pipel
     crm = LocalCrm(settings.data_dir / "crm.db")
     generate(crm, settings.config, SPEC)
     queue = job_queue(settings)
-    rt = runtime.Runtime(settings, store, crm, redis_connection=queue.connection)
+    rt = startup.assemble(settings, store, crm, redis_connection=queue.connection)
     app = create_app(settings, store=store, queue=queue)
     done = Pipeline(settings, store, queue, crm, app, rt)
     try:

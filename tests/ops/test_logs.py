@@ -67,7 +67,6 @@ def restore_logging() -> Iterator[None]:
         logger.propagate = propagate
     root.handlers[:] = handlers
     root.setLevel(level)
-    logs._configured.clear()
     logging.captureWarnings(False)
 
 

@@ -16,7 +16,7 @@ from rq import Queue
 from sqlalchemy import func, select
 
 from connectors.local import LocalCrm
-from tasuki import runtime
+from tasuki import runtime, startup
 from tasuki.ops.runs import recorded
 from tasuki.owed import Owed, owe
 from tasuki.settings import Settings
@@ -178,7 +178,7 @@ def test_failed_jobs_quota_and_an_unreachable_redis(
     )
     crm = _CrmWithQuota(settings.data_dir / "crm.db")
     queue = Queue(settings.config.queue_name, connection=redis.Redis.from_url(redis_url))
-    rt = runtime.Runtime(settings, sqlite_store, crm, redis_connection=queue.connection)
+    rt = startup.assemble(settings, sqlite_store, crm, redis_connection=queue.connection)
     app = create_app(settings, store=sqlite_store, queue=queue)
     pipeline = Pipeline(settings, sqlite_store, queue, crm, app, rt)
     try:

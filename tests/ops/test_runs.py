@@ -18,7 +18,7 @@ from rq.registry import FailedJobRegistry
 from sqlalchemy import select
 
 from connectors.local import LocalCrm
-from tasuki import runtime
+from tasuki import runtime, startup
 from tasuki.cli import main
 from tasuki.errors import CrmUnavailable
 from tasuki.ops.runs import recorded
@@ -66,7 +66,7 @@ def worked(
     for i in DELETED:
         crm.delete("Opportunity", i)
     queue = job_queue(settings)
-    rt = runtime.Runtime(settings, sqlite_store, crm, redis_connection=queue.connection)
+    rt = startup.assemble(settings, sqlite_store, crm, redis_connection=queue.connection)
     config = tmp_path / "tasuki.yaml"
     config.write_text(
         settings.config_path.read_text(encoding="utf-8")
@@ -179,7 +179,7 @@ def test_old_runs_are_pruned_and_an_idle_recovery_leaves_no_row(
 ) -> None:
     import worker
 
-    rt = runtime.Runtime(settings, sqlite_store, LocalCrm(settings.data_dir / "crm.db"))
+    rt = startup.assemble(settings, sqlite_store, LocalCrm(settings.data_dir / "crm.db"))
     with sqlite_store.session() as s:
         old = datetime.now(UTC) - timedelta(days=31)
         s.add(JobRun(func="reconcile", status="finished", started_at=old, worker="w", error=""))

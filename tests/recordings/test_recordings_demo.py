@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 import worker
 from connectors.local import LocalCrm
-from tasuki import runtime
+from tasuki import runtime, startup
 from tasuki.demo import recordings as demo_recordings
 from tasuki.demo.org import OrgSpec, generate
 from tasuki.judging import verdict_values
@@ -55,7 +55,7 @@ def test_the_demo_orgs_recordings_reach_the_rules_and_the_crm(
     app = Flask(__name__)
     app.register_blueprint(zoom_hook.blueprint(settings, intake))
     app.register_blueprint(miitel_hook.blueprint(settings, intake))
-    rt = runtime.Runtime(settings, sqlite_store, crm, redis_connection=connection)
+    rt = startup.assemble(settings, sqlite_store, crm, redis_connection=connection)
     notices = crm.pending_notices(10**6)
     with runtime.activate(rt), taking_client(app) as client:
         sent = demo_recordings.deliver(crm, client, settings, str(SPEC.seed))

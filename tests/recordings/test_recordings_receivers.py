@@ -22,7 +22,7 @@ from rq import Queue, SimpleWorker
 from sqlalchemy import select
 
 from connectors.local import LocalCrm
-from tasuki import runtime
+from tasuki import runtime, startup
 from tasuki.queue import job_queue
 from tasuki.recordings.zoom import signature
 from tasuki.settings import Settings
@@ -205,7 +205,7 @@ def test_a_call_event_is_queued_once_and_the_job_keeps_it(
     assert _miitel(client, CALL).get_json() == {"accepted": 0, "duplicates": 1}
     assert queue.count == 1
     crm = LocalCrm(secured.data_dir / "crm.db")
-    rt = runtime.Runtime(secured, sqlite_store, crm, redis_connection=queue.connection)
+    rt = startup.assemble(secured, sqlite_store, crm, redis_connection=queue.connection)
     with runtime.activate(rt):
         SimpleWorker([queue], connection=queue.connection).work(burst=True, logging_level="WARNING")
     with sqlite_store.session() as s:

@@ -80,7 +80,7 @@ def seed_demo_store(settings: Settings) -> Runtime:
     from connectors.local import LocalCrm
     from tasuki.demo.org import OrgSpec, generate
     from tasuki.handoffs import detect
-    from tasuki.runtime import build
+    from tasuki.startup import build
     from tasuki.store.models import Record
     from tasuki.sync import reconcile, sync_people
 

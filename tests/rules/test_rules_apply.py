@@ -17,7 +17,7 @@ from sqlalchemy.orm import selectinload
 
 import worker
 from connectors.local import LocalCrm
-from tasuki import rulechanges, runtime
+from tasuki import rulechanges, runtime, startup
 from tasuki.cli import main
 from tasuki.mapping import Mapper
 from tasuki.settings import Settings, builtin_path, load_settings
@@ -36,7 +36,7 @@ class Org:
     env: dict[str, str | None]
 
     def runtime(self) -> runtime.Runtime:
-        return runtime.build(load_settings(self.env))  # type: ignore[arg-type]
+        return startup.build(load_settings(self.env))  # type: ignore[arg-type]
 
 
 def own_rules(folder: Path) -> tuple[Path, Path]:

@@ -16,8 +16,8 @@ from rq.registry import StartedJobRegistry
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from tasuki.runtime import build
 from tasuki.settings import builtin_path, load_settings
+from tasuki.startup import build
 from tasuki.store.models import Handoff, Verdict
 from tests.reliability.crash_support import TASUKI, Pipeline
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 import worker
 from connectors.salesforce import SalesforceConnector
-from tasuki import rulechanges, runtime
+from tasuki import rulechanges, runtime, startup
 from tasuki.mapping import Mapper
 from tasuki.settings import Config, Settings
 from tasuki.store.db import Store
@@ -45,7 +45,7 @@ def test_rules_apply_writes_the_changed_verdicts_to_salesforce(
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES, encoding="utf-8")
     config = sf_config.model_copy(update={"rules": [str(rules)]})
-    rt = runtime.Runtime(replace(settings, config=config), sqlite_store, connector)
+    rt = startup.assemble(replace(settings, config=config), sqlite_store, connector)
     mapped = Mapper(config).physical_fields("deal")
     org.define("Opportunity", {f: "string" for f in mapped if f not in org.schema["Opportunity"]})
     with_amount = [

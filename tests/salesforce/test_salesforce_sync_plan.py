@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from connectors.salesforce import SalesforceConnector
-from tasuki import backfill, runtime
+from tasuki import backfill, runtime, startup
 from tasuki.mapping import Mapper
 from tasuki.settings import Config, Settings
 from tasuki.store.db import Store
@@ -48,7 +48,7 @@ def test_the_estimate_matches_the_reads_of_the_sync_and_writes_nothing(
         org.upsert(
             "Opportunity", rid, {"StageName": "Qualified"}, at=AT + timedelta(days=1, seconds=n)
         )
-    rt = runtime.Runtime(replace(settings, config=sf_config), sqlite_store, connector)
+    rt = startup.assemble(replace(settings, config=sf_config), sqlite_store, connector)
     with runtime.activate(rt):
         before = dict(org.calls), org.api_used
         plan = backfill.plan(rt, backfill.synced_objects(rt))

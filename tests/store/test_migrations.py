@@ -3,6 +3,7 @@ that cannot be migrated is refused with a clear error that keeps the database's 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -33,34 +34,55 @@ HEAD, HEAD_NAME = _HEAD.revision, Path(_HEAD.path).stem
 APPLIED = ", ".join(Path(s.path).stem for s in reversed(list(_SCRIPTS.walk_revisions())))
 """Every migration, oldest first, as ``db upgrade`` names them on a fresh store."""
 
-# Each process imports everything, says "ready" and blocks reading stdin; the test closes every
-# stdin once all are ready, so they reach the store together.
-UPGRADE = """
-import sys
+# Each racer imports everything once, says "ready", then runs one round per line it reads (the
+# round's store URL and data folder) and answers with its exit code, stdout and stderr. The test
+# writes a round's line to every racer at once, so they reach the fresh store together; the
+# racers outlive the rounds (starting a Python process that imports tasuki costs far more than a
+# round), which they can because no module keeps state from one call to the next.
+RACER = """
+import contextlib, io, json, os, sys
+{setup}
+print("ready", flush=True)
+for line in sys.stdin:
+    url, data_dir = json.loads(line)
+    os.environ.update(TASUKI_DATABASE_URL=url, TASUKI_DATA_DIR=data_dir)
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            run(url)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+    print(json.dumps([code, out.getvalue(), err.getvalue()]), flush=True)
+"""
+UPGRADE = RACER.format(
+    setup="""
 from tasuki.cli import main
-print("ready", flush=True)
-sys.stdin.read()
-main(["db", "upgrade"])
+def run(url):
+    main(["db", "upgrade"], standalone_mode=False)
 """
-CONNECT = """
-import sys
+)
+CONNECT = RACER.format(
+    setup="""
 from tasuki.store.db import make_engine
-print("ready", flush=True)
-sys.stdin.read()
-with make_engine(sys.argv[1]).connect() as conn:
-    print(conn.exec_driver_sql("PRAGMA journal_mode").scalar())
+def run(url):
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        print(conn.exec_driver_sql("PRAGMA journal_mode").scalar())
+    engine.dispose()
 """
+)
 
 
-def _start_together(code: str, url: str, data_dir: Path, n: int) -> list[tuple[int, str, str]]:
-    """Run ``code`` in ``n`` processes released at once: (exit code, stdout, stderr) of each."""
-    env = {**os.environ, "TASUKI_DATABASE_URL": url, "TASUKI_DATA_DIR": str(data_dir)}
-    env.pop("TASUKI_CONFIG", None)
-    with ExitStack() as running:
-        procs = [
-            running.enter_context(
+class Racers:
+    """``n`` processes running ``code``, released together once per round."""
+
+    def __init__(self, stack: ExitStack, code: str, n: int) -> None:
+        env = dict(os.environ)
+        env.pop("TASUKI_CONFIG", None)
+        self.procs = [
+            stack.enter_context(
                 subprocess.Popen(
-                    [sys.executable, "-c", code, url],
+                    [sys.executable, "-c", code],
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
@@ -70,17 +92,33 @@ def _start_together(code: str, url: str, data_dir: Path, n: int) -> list[tuple[i
             )
             for _ in range(n)
         ]
-        for p in procs:
+        for p in self.procs:
             assert p.stdout is not None and p.stdout.readline() == "ready\n"
-        for p in procs:
+
+    def round(self, url: str, data_dir: Path) -> list[tuple[int, str, str]]:
+        """Release every racer on ``url``: (exit code, stdout, stderr) of each."""
+        line = json.dumps([url, str(data_dir)]) + "\n"
+        for p in self.procs:
             assert p.stdin is not None
-            p.stdin.close()
+            p.stdin.write(line)
+        for p in self.procs:
+            assert p.stdin is not None
+            p.stdin.flush()
         results = []
-        for p in procs:
-            assert p.stdout is not None and p.stderr is not None
-            out, err = p.stdout.read(), p.stderr.read()
-            results.append((p.wait(timeout=120), out, err))
-    return results
+        for p in self.procs:
+            assert p.stdout is not None
+            code, out, err = json.loads(p.stdout.readline())
+            results.append((code, out, err))
+        return results
+
+    def finish(self) -> list[tuple[int, str]]:
+        """Let every racer end: (exit code, what it wrote to stderr outside the rounds) of each."""
+        ended = []
+        for p in self.procs:
+            assert p.stdin is not None and p.stderr is not None
+            p.stdin.close()
+            ended.append((p.wait(timeout=120), p.stderr.read()))
+        return ended
 
 
 @pytest.fixture
@@ -112,30 +150,36 @@ def _version_rows(url: str) -> list[str]:
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-@pytest.mark.parametrize("round_", range(ROUNDS))
 def test_processes_starting_together_take_turns_migrating_a_fresh_store(
-    backend: str, round_: int, tmp_path: Path, request: pytest.FixtureRequest
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'not-yet' / 'tasuki.db'}"
-    else:
-        url = request.getfixturevalue("fresh_postgres")()
-    results = _start_together(UPGRADE, url, tmp_path, PROCESSES)
-    assert [(code, err) for code, _, err in results] == [(0, "")] * PROCESSES, results
-    where = make_url(url).render_as_string(hide_password=True)
-    said = sorted(out for _, out, _ in results)  # "applied …" before "store at …"
-    assert said == [f"applied {APPLIED}; store at {where} is at head {HEAD_NAME}\n"] + [
-        f"store at {where} already at head {HEAD_NAME}\n"
-    ] * (PROCESSES - 1)
-    assert _version_rows(url) == [HEAD]
+    with ExitStack() as stack:
+        racers = Racers(stack, UPGRADE, PROCESSES)
+        for round_ in range(ROUNDS):
+            if backend == "sqlite":
+                url = f"sqlite:///{tmp_path / str(round_) / 'not-yet' / 'tasuki.db'}"
+            else:
+                url = request.getfixturevalue("fresh_postgres")()
+            results = racers.round(url, tmp_path / str(round_))
+            assert [(code, err) for code, _, err in results] == [(0, "")] * PROCESSES, results
+            where = make_url(url).render_as_string(hide_password=True)
+            said = sorted(out for _, out, _ in results)  # "applied …" before "store at …"
+            assert said == [f"applied {APPLIED}; store at {where} is at head {HEAD_NAME}\n"] + [
+                f"store at {where} already at head {HEAD_NAME}\n"
+            ] * (PROCESSES - 1)
+            assert _version_rows(url) == [HEAD]
+        assert racers.finish() == [(0, "")] * PROCESSES
 
 
 def test_processes_opening_a_new_sqlite_file_together_all_get_wal(tmp_path: Path) -> None:
-    for round_ in range(3):
-        url = f"sqlite:///{tmp_path / str(round_) / 'tasuki.db'}"
-        results = _start_together(CONNECT, url, tmp_path, 2 * PROCESSES)
-        assert results == [(0, "wal\n", "")] * 2 * PROCESSES
-        assert not list((tmp_path / str(round_)).glob("*.new"))  # each loser's file is gone
+    with ExitStack() as stack:
+        racers = Racers(stack, CONNECT, 2 * PROCESSES)
+        for round_ in range(3):
+            url = f"sqlite:///{tmp_path / str(round_) / 'tasuki.db'}"
+            results = racers.round(url, tmp_path)
+            assert results == [(0, "wal\n", "")] * 2 * PROCESSES
+            assert not list((tmp_path / str(round_)).glob("*.new"))  # each loser's file is gone
+        assert racers.finish() == [(0, "")] * 2 * PROCESSES
 
 
 def test_db_upgrade_says_what_it_applied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
