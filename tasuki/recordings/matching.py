@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import select
@@ -185,7 +186,9 @@ class Directory:
         return [x for x in self.deals_where("owner", [owner]) if _near(x, at, window)]
 
 
-DEAL_KEYS = {"lead_id": KeyKind.DEAL_LEAD.value, "account_id": KeyKind.DEAL_ACCOUNT.value}
+DEAL_KEYS = MappingProxyType(
+    {"lead_id": KeyKind.DEAL_LEAD.value, "account_id": KeyKind.DEAL_ACCOUNT.value}
+)
 """The deal fields :meth:`Directory.deals_where` is asked about, and their key kinds."""
 
 
