@@ -87,8 +87,6 @@ CONSTANTS = frozenset(
         # each check class as its module is imported, then only read.
         "rules.checks.CHECK_TYPES",
         "rules.checks.base.CHECK_TYPES",
-        # Owned by the rewrite of the intake path, which removes it.
-        "webhooks.intake._INSERT_NEW",
     }
 )
 """``module.NAME`` of every module-level mutable container that is a constant."""
