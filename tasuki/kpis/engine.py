@@ -39,6 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from tasuki.kpis.crossings import SharedScan, source_key
 from tasuki.kpis.periods import (
     PeriodKind,
     bounds,
@@ -106,16 +107,25 @@ def measure(ctx: Context, kpi: Kpi, row: Any) -> tuple[float | None, float | Non
     kind = kpi.kind
     if kind is not KpiKind.DURATION and kind is not KpiKind.SLA:
         return float(row.num), float(row.den)
-    start, until = _epoch(row.at), _epoch(row.until)
+    return clock(ctx, kpi, row.at, row.until)
+
+
+def clock(
+    ctx: Context, kpi: Kpi, at: datetime | str | None, until: datetime | str | None
+) -> tuple[float | None, float | None]:
+    """(numerator, denominator) of a duration's or an SLA's event started at ``at`` and
+    stopped at ``until``: ``(None, None)`` when it does not count (yet)."""
+    kind = kpi.kind
+    start, stop = _epoch(at), _epoch(until)
     if start is None:
         return None, None
     if kind is KpiKind.DURATION:
-        if until is None or until < start:
+        if stop is None or stop < start:
             return None, None
-        return _hours(ctx, kpi, start, until), 1.0
+        return _hours(ctx, kpi, start, stop), 1.0
     assert kpi.within_hours is not None
-    if until is not None:
-        return (1.0 if _hours(ctx, kpi, start, until) <= kpi.within_hours else 0.0), 1.0
+    if stop is not None:
+        return (1.0 if _hours(ctx, kpi, start, stop) <= kpi.within_hours else 0.0), 1.0
     if _hours(ctx, kpi, start, ctx.now.timestamp()) > kpi.within_hours:
         return 0.0, 1.0  # overdue and still unanswered: missed
     return None, None  # the clock is still running: not yet counted either way
@@ -171,9 +181,11 @@ def reference_instant(ctx: Context, period: str) -> datetime:
     return min(end - timedelta(microseconds=1), ctx.now)
 
 
-Rows = list[tuple[str | None, str | None, list[float], float, datetime | None]]
-"""(person, department, numerator contributions, denominator, when) groups of events; ``when``
+RowGroup = tuple[str | None, str | None, list[float], float, datetime | None]
+"""(person, department, numerator contributions, denominator, when): a group of events; ``when``
 None: the group spans the period (its person's membership does not change in it)."""
+
+Rows = list[RowGroup]
 
 
 def _event_instant(value: datetime | str | None, tz: ZoneInfo) -> datetime | None:
@@ -232,7 +244,7 @@ def kpi_figures(
     event counts for the team and department its person was in at the time of the event."""
     q = event_query(ctx, kpi, period)
     start, end = bounds(period, ctx.book.fiscal_year_start, ctx.tz)
-    rows: Iterable[tuple[str | None, str | None, list[float], float, datetime | None]]
+    rows: Iterable[RowGroup]
     if grouped_rows is not None:
         rows = grouped_rows
     elif kpi.kind in (KpiKind.DURATION, KpiKind.SLA):
@@ -248,7 +260,7 @@ def kpi_figures(
         grouped = select(
             sub.c.person, sub.c.dept, func.sum(sub.c.num), func.sum(sub.c.den)
         ).group_by(sub.c.person, sub.c.dept)
-        steady: Iterable[tuple[str | None, str | None, list[float], float, datetime | None]] = (
+        steady: Iterable[RowGroup] = (
             (p, d, [float(n or 0)], float(den or 0), None)
             for p, d, n, den in ctx.session.execute(
                 grouped.where(or_(sub.c.person.is_(None), sub.c.person.not_in(movers)))
@@ -257,7 +269,7 @@ def kpi_figures(
             )
         )
         # People who changed team or department during the period: event by event.
-        moving: Iterable[tuple[str | None, str | None, list[float], float, datetime | None]] = (
+        moving: Iterable[RowGroup] = (
             (
                 (p, d, [float(n or 0)], float(den or 0), _event_instant(at, ctx.tz))
                 for p, d, at, n, den in ctx.session.execute(
@@ -270,23 +282,85 @@ def kpi_figures(
             else iter(())
         )
         rows = itertools.chain(steady, moving)
+    return tally(kpi, rows, subjects, start)
+
+
+def tally(
+    kpi: Kpi, rows: Iterable[RowGroup], subjects: Subjects, start: datetime
+) -> dict[tuple[str, str], Figure]:
+    """Figures of ``kpi`` from its groups of events: each group counts for the org, its person,
+    and the team and department the person was in at the group's time (the period's ``start``
+    for a group that spans it)."""
     nums: dict[tuple[str, str], list[float]] = defaultdict(list)
     dens: dict[tuple[str, str], float] = defaultdict(float)
+    # Subjects of each (person, department, time) once: a duration's events share a handful.
+    subjects_of: dict[tuple[str | None, str | None, datetime | None], list[tuple[str, str]]] = {}
     for person, dept, n, d, when in rows:
-        keys = [("org", ORG)]
-        department: str | None = dept
-        if person is not None:
-            keys.append(("person", person))
-            held_dept, team = subjects.at(person, when or start)
-            department = dept or held_dept
-            if team:
-                keys.append(("team", team))
-        if department:
-            keys.append(("department", department))
+        keys = subjects_of.get((person, dept, when))
+        if keys is None:
+            keys = subjects_of[(person, dept, when)] = [("org", ORG)]
+            department: str | None = dept
+            if person is not None:
+                keys.append(("person", person))
+                held_dept, team = subjects.at(person, when or start)
+                department = dept or held_dept
+                if team:
+                    keys.append(("team", team))
+            if department:
+                keys.append(("department", department))
         for key in keys:
             nums[key].extend(n)
             dens[key] += d
     return {key: _figure(kpi, nums[key], dens[key]) for key in dens}
+
+
+KpiFigures = dict[str, dict[tuple[str, str], Figure]]
+"""KPI id → (subject kind, subject) → figure, for one period."""
+
+
+def shared_figures(
+    ctx: Context, kpis: Sequence[Kpi], period: str, subjects: Subjects
+) -> KpiFigures:
+    """Figures of ``kpis`` in ``period`` with one statement per source of events
+    (:mod:`tasuki.kpis.crossings`): the KPIs of a boundary share one scan of its crossings.
+    Identical to :func:`per_kpi_figures`, which runs one statement per KPI."""
+    start, end = bounds(period, ctx.book.fiscal_year_start, ctx.tz)
+    movers = subjects.memberships.movers(start, end)
+    sources: dict[tuple[Any, str], list[Kpi]] = defaultdict(list)
+    for kpi in kpis:
+        sources[source_key(ctx, kpi)].append(kpi)
+    out: KpiFigures = {}
+    for group in sources.values():
+        scan = SharedScan(ctx, group, start, end, movers)
+        lay = scan.layout
+        rows: dict[str, list[RowGroup]] = {k.id: [] for k in group}
+        summed = [lay.summed_of(i) for i in range(len(lay.credits))]
+        timed = [lay.timed_of(i) for i in range(len(lay.credits))]
+        for r in ctx.session.execute(scan.statement()):
+            person, dept, when = r[2], r[3], _event_instant(r[4], ctx.tz)
+            if not r[0]:
+                for kpi, events, numerator in summed[r[1]]:
+                    if r[events]:
+                        n = float(r[numerator] or 0)
+                        rows[kpi.id].append((person, dept, [n], float(r[events]), when))
+                continue
+            for kpi, counts, until in timed[r[1]]:
+                if r[counts]:
+                    hours, den = clock(ctx, kpi, r[lay.AT], r[until])
+                    if hours is not None and den is not None:
+                        rows[kpi.id].append((person, dept, [hours], den, when))
+        for kpi in group:
+            out[kpi.id] = tally(kpi, rows[kpi.id], subjects, start)
+    return out
+
+
+def per_kpi_figures(
+    ctx: Context, kpis: Sequence[Kpi], period: str, subjects: Subjects
+) -> KpiFigures:
+    """Figures of ``kpis`` in ``period``, one statement per KPI (:func:`kpi_figures`): the
+    straightforward computation the shared scans are checked against (tests) and measured
+    against (``bench/kpis.py``)."""
+    return {kpi.id: kpi_figures(ctx, kpi, period, subjects) for kpi in kpis}
 
 
 def target_for(
@@ -377,9 +451,17 @@ def compute_period(
     fresh: set[tuple[str, str, str]] = set()
     counted_at = reference_instant(ctx, period)
     frozen = not restate and bounds(period, ctx.book.fiscal_year_start, ctx.tz)[1] <= ctx.now
+    figures: KpiFigures = {}
+    scanned: list[Kpi] = []
     for kpi in kpis:
         pre = (prefetched or {}).get(kpi.id, {}).get(period)
-        for (kind, subject), fig in kpi_figures(ctx, kpi, period, subjects, pre).items():
+        if pre is not None:
+            figures[kpi.id] = kpi_figures(ctx, kpi, period, subjects, pre)
+        else:
+            scanned.append(kpi)
+    figures.update(shared_figures(ctx, scanned, period, subjects))
+    for kpi in kpis:
+        for (kind, subject), fig in figures[kpi.id].items():
             key = (kpi.id, kind, subject)
             fresh.add(key)
             if frozen and key in existing:
