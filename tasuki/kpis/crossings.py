@@ -29,15 +29,17 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     CompoundSelect,
+    Float,
     Integer,
     Select,
+    String,
     case,
+    cast,
     func,
     literal,
     null,
     or_,
     select,
-    type_coerce,
     union_all,
 )
 
@@ -144,7 +146,11 @@ class SharedScan:
             else events.subquery("crossings")
         )
         c = shared.c
-        no_time = type_coerce(null(), UTCDateTime())
+        # Typed NULLs: PostgreSQL types the branches of a UNION pair by pair, and two bare NULLs
+        # become text that a later branch's number cannot join.
+        no_time = cast(null(), UTCDateTime())
+        no_sum: list[ColumnElement[Any]] = [cast(null(), Integer), cast(null(), Float)]
+        no_clock: list[ColumnElement[Any]] = [cast(null(), Integer), cast(null(), String)]
         branches: list[Select[Any]] = []
         for i, summed, timed in groups:
             keys = [c[f"p{i}"], c[f"d{i}"], c[f"w{i}"]]
@@ -155,20 +161,20 @@ class SharedScan:
                     if kpi.id in mine:
                         sums += [func.sum(c[f"c{j}"]), func.sum(c[f"n{j}"])]
                     else:
-                        sums += [null(), null()]
-                sums += [null(), null()] * len(lay.timed)
+                        sums += no_sum
+                sums += no_clock * len(lay.timed)
                 head = [literal(0, Integer), literal(i, Integer), *keys, no_time]
                 branches.append(select(*head, *sums).group_by(*keys))
             if timed:
                 mine = {k.id for k, _, _ in timed}
-                values: list[ColumnElement[Any]] = [null(), null()] * len(lay.summed)
+                values: list[ColumnElement[Any]] = no_sum * len(lay.summed)
                 flags = []
                 for j, kpi in enumerate(lay.timed):
                     if kpi.id in mine:
                         values += [c[f"f{j}"], c[f"u{j}"]]
                         flags.append(c[f"f{j}"] == 1)
                     else:
-                        values += [null(), null()]
+                        values += no_clock
                 head = [literal(1, Integer), literal(i, Integer), *keys, c.at]
                 branches.append(select(*head, *values).where(or_(*flags)))
         return branches[0] if len(branches) == 1 else union_all(*branches)
@@ -177,5 +183,5 @@ class SharedScan:
         """The event's time for a person who moved during the period; ``NULL`` for everyone
         else, whose membership held all period long."""
         if not self.movers:
-            return type_coerce(null(), at.type)
+            return cast(null(), at.type)
         return case((person.in_(self.movers), at), else_=null())
