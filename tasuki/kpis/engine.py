@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -324,7 +324,8 @@ def shared_figures(
     """Figures of ``kpis`` in ``period`` with one statement per source of events
     (:mod:`tasuki.kpis.crossings`): the KPIs of a boundary share one scan of its crossings.
     Identical to :func:`per_kpi_figures`, which runs one statement per KPI."""
-    start, end = bounds(period, ctx.book.fiscal_year_start, ctx.tz)
+    tz = ctx.tz
+    start, end = bounds(period, ctx.book.fiscal_year_start, tz)
     movers = subjects.memberships.movers(start, end)
     sources: dict[tuple[Any, str], list[Kpi]] = defaultdict(list)
     for kpi in kpis:
@@ -337,7 +338,7 @@ def shared_figures(
         summed = [lay.summed_of(i) for i in range(len(lay.credits))]
         timed = [lay.timed_of(i) for i in range(len(lay.credits))]
         for r in ctx.session.execute(scan.statement()):
-            person, dept, when = r[2], r[3], _event_instant(r[4], ctx.tz)
+            person, dept, when = r[2], r[3], _event_instant(r[4], tz)
             if not r[0]:
                 for kpi, events, numerator in summed[r[1]]:
                     if r[events]:
@@ -361,6 +362,10 @@ def per_kpi_figures(
     straightforward computation the shared scans are checked against (tests) and measured
     against (``bench/kpis.py``)."""
     return {kpi.id: kpi_figures(ctx, kpi, period, subjects) for kpi in kpis}
+
+
+PeriodFigures = Callable[[Context, Sequence[Kpi], str, Subjects], KpiFigures]
+"""How a period's figures are computed: :func:`shared_figures` or :func:`per_kpi_figures`."""
 
 
 def target_for(
@@ -428,12 +433,15 @@ def compute_period(
     prefetched: Mapping[str, Mapping[str, Rows]] | None = None,
     *,
     restate: bool = False,
+    figures_of: PeriodFigures = shared_figures,
 ) -> int:
     """Recompute ``kpis`` for ``period``; write only what changed, drop figures that vanished
     (a deleted record's sender has nothing left); returns how many stored rows changed.
 
     Once ``period`` has ended its stored targets are frozen: a target changed since never
-    rewrites its attainment, unless ``restate`` (a deliberate restatement) says so."""
+    rewrites its attainment, unless ``restate`` (a deliberate restatement) says so.
+    ``figures_of`` computes the figures not prefetched: the shared scans; ``bench/kpis.py``
+    passes :func:`per_kpi_figures` to measure them against one statement per KPI."""
     if not kpis:
         return 0
     session, system = ctx.session, ctx.system
@@ -459,7 +467,7 @@ def compute_period(
             figures[kpi.id] = kpi_figures(ctx, kpi, period, subjects, pre)
         else:
             scanned.append(kpi)
-    figures.update(shared_figures(ctx, scanned, period, subjects))
+    figures.update(figures_of(ctx, scanned, period, subjects))
     for kpi in kpis:
         for (kind, subject), fig in figures[kpi.id].items():
             key = (kpi.id, kind, subject)
