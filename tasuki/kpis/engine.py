@@ -1,13 +1,15 @@
-"""KPI computation in SQL on the store: one statement per KPI and period, the same on SQLite and
-PostgreSQL (SQLAlchemy Core; JSON fields read with ``fields[name].as_string()``).
+"""KPI computation in SQL on the store, the same on SQLite and PostgreSQL (SQLAlchemy Core; JSON
+fields read with ``fields[name].as_string()``).
 
-Each KPI becomes an *event query*: one row per event (a handoff, a dated record, a field
-change) with the person it is credited to, that person's department at the time when the store
-knows it (a handoff records both sides' departments), the record, the event's time and its
+Each KPI is an *event query*: one row per event (a handoff, a dated record, a field change)
+with the person it is credited to, that person's department at the time when the store knows
+it (a handoff records both sides' departments), the record, the event's time and its
 contribution to the numerator and denominator. Every other event counts for the team and
 department its person belonged to at the time of the event (:mod:`tasuki.membership`), never
-today's. The figures are that query grouped by person; ``kpi explain`` runs the same query
-ungrouped, so an explanation lists exactly the records behind a figure.
+today's. ``kpi explain`` runs one KPI's query ungrouped, so an explanation lists exactly the
+records behind a figure. The stored figures are computed with one statement per source of
+events and period, shared by the KPIs counting those events (:func:`shared_figures`,
+:mod:`tasuki.kpis.crossings`): the same events, conditions and contributions, the scan done once.
 
 Semantics worth knowing:
 

@@ -131,7 +131,9 @@ def _equals_any(s: ColumnElement[str], values: Sequence[str]) -> Any:
 
 
 class EventQuery:
-    """Builds the event query of one KPI for one period."""
+    """Builds the event query of one KPI for one period: its :meth:`source` (the events) and,
+    for any KPI counting the same events, who it credits, its conditions and its contribution
+    (:class:`~tasuki.kpis.crossings.SharedScan` puts several KPIs on one source)."""
 
     def __init__(self, ctx: Context, kpi: Kpi, start: datetime, end: datetime) -> None:
         self.ctx = ctx
