@@ -9,11 +9,12 @@ period, and every KPI of that source becomes a few columns of it:
 
 - counts, sums, rates and pass rates are summed in SQL, each KPI as a pair of columns (events it
   counts, what they add to the numerator: ``CASE WHEN <its where> THEN … ELSE 0 END``), grouped
-  by the people the KPIs credit (sender, receiver, a user field) and, for people whose team or
-  department changed during the period, by the event's time;
+  by the person credited (one branch per credit: sender, receiver, a user field) and, for people
+  whose team or department changed during the period, by the event's time;
 - durations and SLAs need each event's clock (business hours are measured in Python), so the
-  same scan also yields one row per event for them: the crossings are materialised once and read
-  by both halves of a ``UNION ALL``.
+  same scan also yields one row per event for them.
+
+The crossings are materialised once and every branch of the ``UNION ALL`` reads them.
 
 The semantics are exactly those of the per-KPI :class:`~tasuki.kpis.query.EventQuery` (same
 source, same conditions, same contributions); ``tests/kpis`` compares both on every KPI.
