@@ -84,6 +84,13 @@ kpis:
     credit: owner
     until: fs_accepted_at
     within_hours: 9
+  - id: hours_to_mql
+    label: wall-clock hours from a lead's creation to MQL, alone on its source
+    kind: duration
+    events: {records: lead, at: created_at}
+    credit: owner
+    until: mql_at
+    business_hours: false
   - id: wins_by_changes
     label: deals moved to Closed Won
     kind: count
