@@ -10,10 +10,12 @@ from sqlalchemy.orm import Session
 
 from tasuki.kpis.books import book, noon
 from tasuki.kpis.engine import (
+    PeriodFigures,
     compute_period,
     dated_rows,
     longest_window,
     prefetchable,
+    shared_figures,
     touched_instants,
 )
 from tasuki.kpis.periods import declared, kind_of, period_of, previous, spanning
@@ -111,6 +113,7 @@ def compute(
     periods: Sequence[str] | None = None,
     then: Callable[[Session, int], object] | None = None,
     restate: bool = False,
+    figures_of: PeriodFigures = shared_figures,
 ) -> int:
     """Recompute KPI values and upsert them into ``kpi_values``; returns rows changed.
 
@@ -123,6 +126,8 @@ def compute(
     keeps its stored targets unless ``restate`` (:func:`restatement` previews it). Idempotent: a
     second run with no change writes nothing.
     ``then(session, changed)`` runs last in the same transaction (a job settles its debt there).
+    ``figures_of``: how each period's figures are computed (one shared scan per boundary and
+    period; ``bench/kpis.py`` measures it against one statement per KPI).
     """
     b = book(settings)
     changed = 0
@@ -136,7 +141,9 @@ def compute(
             if prefetchable(kpi) and sum(kpi in ks for ks in plan.values()) > 1
         }
         for period, kpis in sorted(plan.items()):
-            changed += compute_period(ctx, kpis, period, prefetched, restate=restate)
+            changed += compute_period(
+                ctx, kpis, period, prefetched, restate=restate, figures_of=figures_of
+            )
         if periods is None:
             _set_watermark(ctx)
         if then is not None:

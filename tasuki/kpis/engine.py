@@ -1,13 +1,15 @@
-"""KPI computation in SQL on the store: one statement per KPI and period, the same on SQLite and
-PostgreSQL (SQLAlchemy Core; JSON fields read with ``fields[name].as_string()``).
+"""KPI computation in SQL on the store, the same on SQLite and PostgreSQL (SQLAlchemy Core; JSON
+fields read with ``fields[name].as_string()``).
 
-Each KPI becomes an *event query*: one row per event (a handoff, a dated record, a field
-change) with the person it is credited to, that person's department at the time when the store
-knows it (a handoff records both sides' departments), the record, the event's time and its
+Each KPI is an *event query*: one row per event (a handoff, a dated record, a field change)
+with the person it is credited to, that person's department at the time when the store knows
+it (a handoff records both sides' departments), the record, the event's time and its
 contribution to the numerator and denominator. Every other event counts for the team and
 department its person belonged to at the time of the event (:mod:`tasuki.membership`), never
-today's. The figures are that query grouped by person; ``kpi explain`` runs the same query
-ungrouped, so an explanation lists exactly the records behind a figure.
+today's. ``kpi explain`` runs one KPI's query ungrouped, so an explanation lists exactly the
+records behind a figure. The stored figures are computed with one statement per source of
+events and period, shared by the KPIs counting those events (:func:`shared_figures`,
+:mod:`tasuki.kpis.crossings`): the same events, conditions and contributions, the scan done once.
 
 Semantics worth knowing:
 
@@ -24,7 +26,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -39,6 +41,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from tasuki.kpis.crossings import SharedScan, source_key
 from tasuki.kpis.periods import (
     PeriodKind,
     bounds,
@@ -106,16 +109,31 @@ def measure(ctx: Context, kpi: Kpi, row: Any) -> tuple[float | None, float | Non
     kind = kpi.kind
     if kind is not KpiKind.DURATION and kind is not KpiKind.SLA:
         return float(row.num), float(row.den)
-    start, until = _epoch(row.at), _epoch(row.until)
+    return clock(ctx, kpi, row.at, row.until)
+
+
+def clock(
+    ctx: Context, kpi: Kpi, at: datetime | str | None, until: datetime | str | None
+) -> tuple[float | None, float | None]:
+    """(numerator, denominator) of a duration's or an SLA's event started at ``at`` and
+    stopped at ``until``: ``(None, None)`` when it does not count (yet)."""
+    return clock_epochs(ctx, kpi, _epoch(at), _epoch(until))
+
+
+def clock_epochs(
+    ctx: Context, kpi: Kpi, start: float | None, stop: float | None
+) -> tuple[float | None, float | None]:
+    """:func:`clock` for epoch seconds (the shared scan reads hundreds of thousands)."""
+    kind = kpi.kind
     if start is None:
         return None, None
     if kind is KpiKind.DURATION:
-        if until is None or until < start:
+        if stop is None or stop < start:
             return None, None
-        return _hours(ctx, kpi, start, until), 1.0
+        return _hours(ctx, kpi, start, stop), 1.0
     assert kpi.within_hours is not None
-    if until is not None:
-        return (1.0 if _hours(ctx, kpi, start, until) <= kpi.within_hours else 0.0), 1.0
+    if stop is not None:
+        return (1.0 if _hours(ctx, kpi, start, stop) <= kpi.within_hours else 0.0), 1.0
     if _hours(ctx, kpi, start, ctx.now.timestamp()) > kpi.within_hours:
         return 0.0, 1.0  # overdue and still unanswered: missed
     return None, None  # the clock is still running: not yet counted either way
@@ -171,9 +189,11 @@ def reference_instant(ctx: Context, period: str) -> datetime:
     return min(end - timedelta(microseconds=1), ctx.now)
 
 
-Rows = list[tuple[str | None, str | None, list[float], float, datetime | None]]
-"""(person, department, numerator contributions, denominator, when) groups of events; ``when``
+RowGroup = tuple[str | None, str | None, list[float], float, datetime | None]
+"""(person, department, numerator contributions, denominator, when): a group of events; ``when``
 None: the group spans the period (its person's membership does not change in it)."""
+
+Rows = list[RowGroup]
 
 
 def _event_instant(value: datetime | str | None, tz: ZoneInfo) -> datetime | None:
@@ -232,7 +252,7 @@ def kpi_figures(
     event counts for the team and department its person was in at the time of the event."""
     q = event_query(ctx, kpi, period)
     start, end = bounds(period, ctx.book.fiscal_year_start, ctx.tz)
-    rows: Iterable[tuple[str | None, str | None, list[float], float, datetime | None]]
+    rows: Iterable[RowGroup]
     if grouped_rows is not None:
         rows = grouped_rows
     elif kpi.kind in (KpiKind.DURATION, KpiKind.SLA):
@@ -248,7 +268,7 @@ def kpi_figures(
         grouped = select(
             sub.c.person, sub.c.dept, func.sum(sub.c.num), func.sum(sub.c.den)
         ).group_by(sub.c.person, sub.c.dept)
-        steady: Iterable[tuple[str | None, str | None, list[float], float, datetime | None]] = (
+        steady: Iterable[RowGroup] = (
             (p, d, [float(n or 0)], float(den or 0), None)
             for p, d, n, den in ctx.session.execute(
                 grouped.where(or_(sub.c.person.is_(None), sub.c.person.not_in(movers)))
@@ -257,7 +277,7 @@ def kpi_figures(
             )
         )
         # People who changed team or department during the period: event by event.
-        moving: Iterable[tuple[str | None, str | None, list[float], float, datetime | None]] = (
+        moving: Iterable[RowGroup] = (
             (
                 (p, d, [float(n or 0)], float(den or 0), _event_instant(at, ctx.tz))
                 for p, d, at, n, den in ctx.session.execute(
@@ -270,23 +290,94 @@ def kpi_figures(
             else iter(())
         )
         rows = itertools.chain(steady, moving)
+    return tally(kpi, rows, subjects, start)
+
+
+def tally(
+    kpi: Kpi, rows: Iterable[RowGroup], subjects: Subjects, start: datetime
+) -> dict[tuple[str, str], Figure]:
+    """Figures of ``kpi`` from its groups of events: each group counts for the org, its person,
+    and the team and department the person was in at the group's time (the period's ``start``
+    for a group that spans it)."""
     nums: dict[tuple[str, str], list[float]] = defaultdict(list)
     dens: dict[tuple[str, str], float] = defaultdict(float)
+    # Subjects of each (person, department, time) once: a duration's events share a handful.
+    subjects_of: dict[tuple[str | None, str | None, datetime | None], list[tuple[str, str]]] = {}
     for person, dept, n, d, when in rows:
-        keys = [("org", ORG)]
-        department: str | None = dept
-        if person is not None:
-            keys.append(("person", person))
-            held_dept, team = subjects.at(person, when or start)
-            department = dept or held_dept
-            if team:
-                keys.append(("team", team))
-        if department:
-            keys.append(("department", department))
+        keys = subjects_of.get((person, dept, when))
+        if keys is None:
+            keys = subjects_of[(person, dept, when)] = [("org", ORG)]
+            department: str | None = dept
+            if person is not None:
+                keys.append(("person", person))
+                held_dept, team = subjects.at(person, when or start)
+                department = dept or held_dept
+                if team:
+                    keys.append(("team", team))
+            if department:
+                keys.append(("department", department))
         for key in keys:
             nums[key].extend(n)
             dens[key] += d
     return {key: _figure(kpi, nums[key], dens[key]) for key in dens}
+
+
+KpiFigures = dict[str, dict[tuple[str, str], Figure]]
+"""KPI id → (subject kind, subject) → figure, for one period."""
+
+
+def shared_figures(
+    ctx: Context, kpis: Sequence[Kpi], period: str, subjects: Subjects
+) -> KpiFigures:
+    """Figures of ``kpis`` in ``period`` with one statement per source of events
+    (:mod:`tasuki.kpis.crossings`): the KPIs of a boundary share one scan of its crossings.
+    Identical to :func:`per_kpi_figures`, which runs one statement per KPI."""
+    tz = ctx.tz
+    start, end = bounds(period, ctx.book.fiscal_year_start, tz)
+    movers = subjects.memberships.movers(start, end)
+    sources: dict[tuple[Any, str], list[Kpi]] = defaultdict(list)
+    for kpi in kpis:
+        sources[source_key(ctx, kpi)].append(kpi)
+    out: KpiFigures = {}
+    for group in sources.values():
+        scan = SharedScan(ctx, group, start, end, movers)
+        lay = scan.layout
+        rows: dict[str, list[RowGroup]] = {k.id: [] for k in group}
+        summed = [lay.summed_of(i) for i in range(len(lay.credits))]
+        timed = [lay.timed_of(i) for i in range(len(lay.credits))]
+        # A core execution fetched at once: a month of a million records is 50,000 rows.
+        for r in ctx.session.connection().execute(scan.statement()).all():
+            person, dept = r[2], r[3]
+            when = None if r[4] is None else _event_instant(r[4], tz)
+            if not r[0]:
+                for kpi, events, numerator in summed[r[1]]:
+                    if r[events]:
+                        n = float(r[numerator] or 0)
+                        rows[kpi.id].append((person, dept, [n], float(r[events]), when))
+                continue
+            at = r[lay.AT]
+            started = at.timestamp() if isinstance(at, datetime) else _epoch(at)
+            for kpi, counts, until in timed[r[1]]:
+                if r[counts]:
+                    hours, den = clock_epochs(ctx, kpi, started, _epoch(r[until]))
+                    if hours is not None and den is not None:
+                        rows[kpi.id].append((person, dept, [hours], den, when))
+        for kpi in group:
+            out[kpi.id] = tally(kpi, rows[kpi.id], subjects, start)
+    return out
+
+
+def per_kpi_figures(
+    ctx: Context, kpis: Sequence[Kpi], period: str, subjects: Subjects
+) -> KpiFigures:
+    """Figures of ``kpis`` in ``period``, one statement per KPI (:func:`kpi_figures`): the
+    straightforward computation the shared scans are checked against (tests) and measured
+    against (``bench/kpis.py``)."""
+    return {kpi.id: kpi_figures(ctx, kpi, period, subjects) for kpi in kpis}
+
+
+PeriodFigures = Callable[[Context, Sequence[Kpi], str, Subjects], KpiFigures]
+"""How a period's figures are computed: :func:`shared_figures` or :func:`per_kpi_figures`."""
 
 
 def target_for(
@@ -354,12 +445,15 @@ def compute_period(
     prefetched: Mapping[str, Mapping[str, Rows]] | None = None,
     *,
     restate: bool = False,
+    figures_of: PeriodFigures = shared_figures,
 ) -> int:
     """Recompute ``kpis`` for ``period``; write only what changed, drop figures that vanished
     (a deleted record's sender has nothing left); returns how many stored rows changed.
 
     Once ``period`` has ended its stored targets are frozen: a target changed since never
-    rewrites its attainment, unless ``restate`` (a deliberate restatement) says so."""
+    rewrites its attainment, unless ``restate`` (a deliberate restatement) says so.
+    ``figures_of`` computes the figures not prefetched: the shared scans; ``bench/kpis.py``
+    passes :func:`per_kpi_figures` to measure them against one statement per KPI."""
     if not kpis:
         return 0
     session, system = ctx.session, ctx.system
@@ -377,9 +471,17 @@ def compute_period(
     fresh: set[tuple[str, str, str]] = set()
     counted_at = reference_instant(ctx, period)
     frozen = not restate and bounds(period, ctx.book.fiscal_year_start, ctx.tz)[1] <= ctx.now
+    figures: KpiFigures = {}
+    scanned: list[Kpi] = []
     for kpi in kpis:
         pre = (prefetched or {}).get(kpi.id, {}).get(period)
-        for (kind, subject), fig in kpi_figures(ctx, kpi, period, subjects, pre).items():
+        if pre is not None:
+            figures[kpi.id] = kpi_figures(ctx, kpi, period, subjects, pre)
+        else:
+            scanned.append(kpi)
+    figures.update(figures_of(ctx, scanned, period, subjects))
+    for kpi in kpis:
+        for (kind, subject), fig in figures[kpi.id].items():
             key = (kpi.id, kind, subject)
             fresh.add(key)
             if frozen and key in existing:

@@ -131,7 +131,9 @@ def _equals_any(s: ColumnElement[str], values: Sequence[str]) -> Any:
 
 
 class EventQuery:
-    """Builds the event query of one KPI for one period."""
+    """Builds the event query of one KPI for one period: its :meth:`source` (the events) and,
+    for any KPI counting the same events, who it credits, its conditions and its contribution
+    (:class:`~tasuki.kpis.crossings.SharedScan` puts several KPIs on one source)."""
 
     def __init__(self, ctx: Context, kpi: Kpi, start: datetime, end: datetime) -> None:
         self.ctx = ctx
@@ -141,11 +143,37 @@ class EventQuery:
         self.obj = ctx.book.event_objects[kpi.id]
         self.rec = aliased(Record, name="rec")
         self.handoff: Any = None
+        self.ranked: Any = None
+        """The columns of the ranked handoffs or changes (``None`` for dated records)."""
+        self.at: ColumnElement[Any] = null()
+        """The event's time, set by :meth:`source`."""
         self.related: dict[str, Any] = {}
         self.ctes: list[Any] = []
         self.event_source: tuple[Any, Any, Any, list[Any]] = (None, None, None, [])
 
     def build(self) -> Select[Any]:
+        """The event rows of this query's KPI: person, dept, record_id, at, num, den, until."""
+        kpi = self.kpi
+        q = self.source()
+        for c in kpi.where:
+            q = q.where(self._condition(c, self.at))
+        person, dept = self.credited(kpi)
+        num, den = self.contribution(kpi)
+        q = q.add_columns(
+            person.label("person"),
+            dept.label("dept"),
+            self.rec.record_id.label("record_id"),
+            self.at.label("at"),
+            num.label("num"),
+            den.label("den"),
+            self.until(kpi).label("until"),
+        )
+        return self.joined(q)
+
+    def source(self) -> Select[Any]:
+        """The events of the period with no column yet: the latest crossing (or change) of each
+        record joined to its record, or the records dated in the period. Every KPI counting the
+        same events reads this one source (:mod:`tasuki.kpis.crossings`)."""
         ev = self.kpi.events
         rec = self.rec
         ctx = self.ctx
@@ -154,7 +182,6 @@ class EventQuery:
             rec.object == self.obj,
             rec.deleted.is_(False),
         )
-        dept: ColumnElement[Any] = null()
         if ev.handoffs is not None:
             ranked = (
                 select(
@@ -175,19 +202,12 @@ class EventQuery:
                 .where(*self._handoff_filters())
                 .subquery("h")
             )
-            h = self.handoff = ranked.c
+            h = self.handoff = self.ranked = ranked.c
             self.event_source = (Handoff, Handoff.handed_at, ranked.c.id, self._handoff_filters())
             q = select().select_from(ranked).join(rec, and_(rec_on, rec.record_id == h.record_id))
-            q = q.where(h.rn == 1)
-            at: ColumnElement[Any] = h.handed_at
-            if self.kpi.credit == "sender":
-                person: ColumnElement[Any] = h.sender_id
-                dept = h.sender_department
-            elif self.kpi.credit == "receiver":
-                person, dept = h.receiver_id, h.receiver_department
-            else:
-                person = text_field(rec, self.kpi.credit)
-        elif ev.transitions is not None:
+            self.at = h.handed_at
+            return q.where(h.rn == 1)
+        if ev.transitions is not None:
             ranked = (
                 select(
                     Transition.id,
@@ -204,32 +224,40 @@ class EventQuery:
                 .where(*self._transition_filters())
                 .subquery("t")
             )
-            t = ranked.c
+            t = self.ranked = ranked.c
             self.event_source = (Transition, Transition.at, ranked.c.id, self._transition_filters())
             q = select().select_from(ranked).join(rec, and_(rec_on, rec.record_id == t.record_id))
-            q = q.where(t.rn == 1)
-            at = t.at
-            person = t.by if self.kpi.credit == "by" else text_field(rec, self.kpi.credit)
-        else:
-            assert ev.at is not None
-            at = text_field(rec, ev.at)
-            q = select().select_from(rec).where(rec_on, _text_in_period(at, *self._span()))
-            person = text_field(rec, self.kpi.credit)
-        for c in self.kpi.where:
-            q = q.where(self._condition(c, at))
-        num, den = self._contribution(at)
-        until: ColumnElement[Any] = (
-            text_field(rec, self.kpi.until) if self.kpi.until is not None else null()
-        )
-        q = q.add_columns(
-            person.label("person"),
-            dept.label("dept"),
-            rec.record_id.label("record_id"),
-            at.label("at"),
-            num.label("num"),
-            den.label("den"),
-            until.label("until"),
-        )
+            self.at = t.at
+            return q.where(t.rn == 1)
+        assert ev.at is not None
+        self.at = text_field(rec, ev.at)
+        return select().select_from(rec).where(rec_on, _text_in_period(self.at, *self._span()))
+
+    def credited(self, kpi: Kpi) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+        """(person, department) an event of ``kpi`` counts for: a handoff's sender or receiver
+        with the department it was detected in, a change's author or a user field of the
+        record (department ``NULL``: read from memberships at the event's time)."""
+        s = self.ranked
+        if self.kpi.events.handoffs is not None and kpi.credit in ("sender", "receiver"):
+            if kpi.credit == "sender":
+                return s.sender_id, s.sender_department
+            return s.receiver_id, s.receiver_department
+        if self.kpi.events.transitions is not None and kpi.credit == "by":
+            return s.by, null()
+        return text_field(self.rec, kpi.credit), null()
+
+    def until(self, kpi: Kpi) -> ColumnElement[Any]:
+        """The field that stops the clock of a duration or an SLA (``NULL`` for other kinds)."""
+        return text_field(self.rec, kpi.until) if kpi.until is not None else null()
+
+    def where(self, kpi: Kpi) -> ColumnElement[bool] | None:
+        """Whether an event of the source counts for ``kpi`` (``None``: every event does)."""
+        if not kpi.where:
+            return None
+        return and_(*(self._condition(c, self.at) for c in kpi.where))
+
+    def joined(self, q: Select[Any]) -> Select[Any]:
+        """``q`` with the related records its conditions read, outer-joined."""
         for alias, on in self.related.values():
             q = q.outerjoin(alias, on)
         return q
@@ -355,22 +383,21 @@ class EventQuery:
         )
         return event_id.in_(hits)
 
-    def _contribution(self, at: ColumnElement[Any]) -> tuple[ColumnElement[Any], Any]:
-        kind = self.kpi.kind
+    def contribution(self, kpi: Kpi) -> tuple[ColumnElement[Any], Any]:
+        """What an event adds to ``kpi``'s numerator and denominator."""
+        kind, at = kpi.kind, self.at
         one = literal(1.0, Float)
         if kind == KpiKind.COUNT:
             return one, one
         if kind == KpiKind.SUM:
-            assert self.kpi.value is not None
-            return func.coalesce(_number(self.rec, self.kpi.value), 0.0), one
+            assert kpi.value is not None
+            return func.coalesce(_number(self.rec, kpi.value), 0.0), one
         if kind == KpiKind.RATE:
-            hit = and_(*(self._condition(c, at) for c in self.kpi.success))
+            hit = and_(*(self._condition(c, at) for c in kpi.success))
             return case((hit, 1.0), else_=0.0), one
         if kind == KpiKind.HANDOFF_PASS_RATE:
             h = self.handoff
-            passed = exists().where(
-                Verdict.handoff_id == h.id, Verdict.outcome.in_(self.kpi.passing)
-            )
+            passed = exists().where(Verdict.handoff_id == h.id, Verdict.outcome.in_(kpi.passing))
             return case((passed, 1.0), else_=0.0), one
         return null(), one  # duration, sla: measured in Python from ``at`` and ``until``
 

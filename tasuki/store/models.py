@@ -142,6 +142,19 @@ class Handoff(Base):
         UniqueConstraint("system", "boundary", "record_id", "handed_at"),
         Index("ix_handoffs_boundary_time", "boundary", "handed_at"),
         Index("ix_handoffs_record", "system", "object", "record_id"),
+        # Covers the KPIs' scan of a boundary's crossings in a period (migration 0013).
+        Index(
+            "ix_handoffs_crossings",
+            "system",
+            "boundary",
+            "handed_at",
+            "record_id",
+            "id",
+            "sender_id",
+            "receiver_id",
+            "sender_department",
+            "receiver_department",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -163,6 +176,8 @@ class Verdict(Base):
     """The latest result of checking a handoff against the rules."""
 
     __tablename__ = "verdicts"
+    # A handoff's outcome from the index alone: pass rates and verdict conditions (0013).
+    __table_args__ = (Index("ix_verdicts_outcome", "handoff_id", "outcome"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     handoff_id: Mapped[int] = mapped_column(ForeignKey("handoffs.id"), unique=True)
