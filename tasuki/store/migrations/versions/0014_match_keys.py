@@ -1,7 +1,7 @@
 """match keys: re-matching recordings in O(changed)
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-12 10:00:00
 
 ``record_keys`` and ``recording_keys`` index the match keys (E.164 phones, emails, domains,
@@ -22,7 +22,7 @@ from alembic import op
 from tasuki.recordings.keys import record_keys, recording_keys
 
 revision: str = "0014"
-down_revision: str | None = "0012"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
