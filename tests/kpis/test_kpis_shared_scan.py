@@ -6,6 +6,7 @@ custom book that exercises every kind of condition and credit; on SQLite and Pos
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -168,7 +169,7 @@ def custom(tmp_path: Path, settings: Settings) -> Settings:
     path = tmp_path / "custom_kpis.yaml"
     path.write_text(CUSTOM, encoding="utf-8")
     config = settings.config.model_copy(update={"kpis": [str(path)]})
-    return Settings(**{**settings.__dict__, "config": config})
+    return replace(settings, config=config)
 
 
 @pytest.mark.parametrize("book_name", ["default", "custom"])
