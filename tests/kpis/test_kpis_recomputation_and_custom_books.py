@@ -5,6 +5,7 @@ quarters and team and personal targets from a custom KPI file."""
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
@@ -175,7 +176,7 @@ def custom(tmp_path: Path, settings: Settings) -> Settings:
     path = tmp_path / "custom_kpis.yaml"
     path.write_text(CUSTOM, encoding="utf-8")
     config = settings.config.model_copy(update={"kpis": [str(path)]})
-    return Settings(**{**settings.__dict__, "config": config})
+    return replace(settings, config=config)
 
 
 def test_durations_field_changes_quarters_and_targets(
