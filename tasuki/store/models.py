@@ -610,3 +610,12 @@ class LoginLink(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("console_users.id", ondelete="CASCADE"))
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class StoreIdentity(Base):
+    """This store's random id, one row written when the store is created (migration 0015):
+    webhook intake remembers delivery ids in Redis under it (:mod:`tasuki.deliveries`)."""
+
+    __tablename__ = "store_identity"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)

@@ -377,7 +377,7 @@ def test_store_down_is_still_200_and_the_notice_waits_in_redis_for_it(
     intake.store = store
     assert intake.store_waiting().new == 1
     assert _deliveries(store) == 1 and queue.count == 1
-    retry = _post(taking_client(create_app(live, store=store, queue=queue)), body)
+    retry = _post(taking_client(gone), body)
     assert retry.get_json() == {"accepted": 0, "duplicates": 1, "ignored": 0}
 
 
