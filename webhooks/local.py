@@ -8,7 +8,8 @@ body``, as Stripe and Slack sign): :func:`signed_headers` makes both. A timestam
 minutes from now is refused, so a captured request cannot be replayed once its delivery id has
 been pruned. The new notices are queued as one sync per object. Answer:
 ``{"accepted": n, "duplicates": n, "ignored": 0}``. Missing, malformed or stale timestamp or bad
-signature 401, malformed body 400 naming what is wrong, queue or store down 503.
+signature 401, malformed body 400 naming what is wrong, Redis down 503 (the store is not on a
+request's path: see :mod:`webhooks.intake`).
 """
 
 from __future__ import annotations
