@@ -144,9 +144,18 @@ class Store:
             yield s
 
     def identity(self) -> str:
-        """This store's random id, fixed when it was created (migration 0015)."""
-        with self.engine.connect() as conn:
-            return str(conn.execute(text("SELECT id FROM store_identity")).scalar_one())
+        """This store's random id, written when it was created (migration 0015), or now when
+        its row was emptied away since. Two rows (two processes writing one at once) resolve to
+        the smaller, so every later reader agrees."""
+        smallest = text("SELECT MIN(id) FROM store_identity")
+        with self.engine.begin() as conn:
+            found = conn.execute(smallest).scalar()
+            if found is None:
+                conn.execute(
+                    text("INSERT INTO store_identity (id) VALUES (:id)"), {"id": uuid.uuid4().hex}
+                )
+                found = conn.execute(smallest).scalar()
+        return str(found)
 
     def ping(self) -> bool:
         """True when the database answers."""

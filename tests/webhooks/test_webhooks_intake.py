@@ -15,7 +15,7 @@ import pytest
 import redis
 from pydantic import SecretStr
 from rq import Queue
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 import worker
 from tasuki.deliveries import Journal, Notice
@@ -23,7 +23,7 @@ from tasuki.errors import QueueUnavailable
 from tasuki.queue import job_queue
 from tasuki.settings import Settings
 from tasuki.store.db import Store, open_store
-from tasuki.store.models import Delivery, OwedWork
+from tasuki.store.models import Delivery, OwedWork, StoreIdentity
 from webhooks.intake import Intake, verify_hmac_sha256_hex
 
 KEY = SecretStr("k3y")
@@ -273,3 +273,10 @@ def test_a_store_made_anew_beside_the_same_redis_takes_the_deliveries_again(
     assert again.store_waiting().new == 1 and _recorded(fresh) == ["d1"]
     # The first store's memory is untouched: its retries are still duplicates.
     assert intake.take("test", [Notice("d1", [("Lead", "L1")])]).duplicates == 1
+
+
+def test_a_store_whose_identity_row_was_emptied_gets_a_new_one(store: Store) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(delete(StoreIdentity))
+    first = store.identity()
+    assert len(first) == 32 and store.identity() == first
