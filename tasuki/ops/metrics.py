@@ -37,6 +37,7 @@ from rq.registry import (
 from sqlalchemy import false, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from tasuki.deliveries import Journal
 from tasuki.ops.runs import RunStatus, api_usage_key, runs_key, seconds_key
 from tasuki.settings import Settings
 from tasuki.store.db import Store
@@ -103,6 +104,15 @@ class DeploymentCollector(Collector):
         )
         workers.add_metric([name], Worker.count(queue=queue))
         yield workers
+        backlog = GaugeMetricFamily(
+            "tasuki_intake_backlog",
+            "Webhook requests answered 200 whose deliveries are not in the store yet (they wait "
+            "in Redis's intake stream for a server's taker; more than a second's worth means "
+            "no server is taking them)",
+            labels=["queue"],
+        )
+        backlog.add_metric([name], Journal(queue).backlog())
+        yield backlog
         yield from self._job_counters(name)
         yield from self._api_usage(name)
 

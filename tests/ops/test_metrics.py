@@ -17,13 +17,14 @@ from sqlalchemy import func, select
 
 from connectors.local import LocalCrm
 from tasuki import runtime, startup
+from tasuki.deliveries import Notice
 from tasuki.ops.runs import recorded
 from tasuki.owed import Owed, owe
 from tasuki.settings import Settings
 from tasuki.store.db import Store
 from tasuki.store.models import Handoff, JobRun, OwedWork, Verdict, WriteRun
 from tests.ops.support import METRICS_TOKEN, Pipeline, forget_queue, work
-from webhooks import create_app
+from webhooks import create_app, services
 
 STATES = ("queued", "started", "scheduled", "deferred", "failed")
 
@@ -113,6 +114,8 @@ def test_metrics_match_the_store_and_redis_after_pipeline_work(pipeline: Pipelin
     assert 0 <= samples[("tasuki_owed_work_oldest_seconds", (("kind", "kpis"),))] < 60
 
     q = queue.name
+    # Every delivery the pipeline's requests were answered for is in the store.
+    assert samples[("tasuki_intake_backlog", (("queue", q),))] == 0
     assert named(samples, "tasuki_queue_jobs") == {
         (("queue", q), ("state", state)): 0 for state in STATES
     }
@@ -133,6 +136,12 @@ def test_metrics_match_the_store_and_redis_after_pipeline_work(pipeline: Pipelin
     ] == pytest.approx(kpi_seconds)
     # The embedded CRM keeps no API quota: no quota figure is made up for it.
     assert not named(samples, "tasuki_crm_api_calls_used")
+    # A request answered and not stored yet (no taker ran) is counted until one does.
+    intake = services(pipeline.app).intake
+    intake.take("local", [Notice("backlog-1", [("Lead", "00Qbacklog")])])
+    assert scrape(pipeline)[("tasuki_intake_backlog", (("queue", q),))] == 1
+    intake.store_waiting()
+    assert scrape(pipeline)[("tasuki_intake_backlog", (("queue", q),))] == 0
 
 
 def test_metrics_need_the_bearer_token(settings: Settings, sqlite_store: Store) -> None:
