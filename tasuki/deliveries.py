@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session
 
 from tasuki.errors import QueueUnavailable
 from tasuki.owed import Owed, Owing, owe_all
-from tasuki.queue import JobSpec, enqueue_many
+from tasuki.queue import JobSpec, enqueue_many, job_name
 from tasuki.store.db import Store
 from tasuki.store.models import Delivery
 from tasuki.store.upsert import dialect_insert
@@ -115,7 +115,7 @@ class Notice:
         if self.records:
             out["r"] = [list(r) for r in self.records]
         if self.job is not None:
-            func = self.job.func if isinstance(self.job.func, str) else _name(self.job.func)
+            func = self.job.func if isinstance(self.job.func, str) else job_name(self.job.func)
             out["j"] = {"id": self.job.job_id, "f": func, "k": self.job.kwargs, "o": self.owed_key}
         return json.dumps(out, separators=(",", ":"), default=str)
 
@@ -130,10 +130,6 @@ class Notice:
         )
 
 
-def _name(func: Callable[..., Any]) -> str:
-    return f"{func.__module__}.{func.__qualname__}"
-
-
 @dataclass
 class Stored:
     """What one :meth:`Journal.take` moved into the store."""
@@ -142,14 +138,6 @@ class Stored:
     deliveries: int = 0
     new: int = 0
     jobs: int = 0
-
-    def figures(self) -> dict[str, int]:
-        return {
-            "entries": self.entries,
-            "deliveries": self.deliveries,
-            "new": self.new,
-            "jobs": self.jobs,
-        }
 
 
 @dataclass

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from tasuki.settings import Config
 from tasuki.store.models import ReplanMark, utcnow
-from tasuki.store.upsert import dialect_insert
+from tasuki.store.upsert import mark_again
 
 FULL_PLAN = "*"
 """The ``object`` of the row keeping the digest of the settings the last full plan ran under."""
@@ -55,15 +55,7 @@ def mark(session: Session, system: str, records: Iterable[tuple[str, str]]) -> i
         {"system": system, "object": o, "record_id": r, "version": 1, "marked_at": now}
         for o, r in dict.fromkeys(records)
     ]
-    if not rows:
-        return 0
-    stmt = dialect_insert(session, ReplanMark)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["system", "object", "record_id"],
-        set_={"version": ReplanMark.version + 1, "marked_at": stmt.excluded.marked_at},
-    )
-    session.connection().execute(stmt, rows)
-    return len(rows)
+    return mark_again(session, ReplanMark, rows, ["system", "object", "record_id"])
 
 
 def settings_digest(config: Config) -> str:

@@ -24,7 +24,7 @@ from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.orm import Session
 
 from tasuki.store.models import RematchMark, utcnow
-from tasuki.store.upsert import dialect_insert
+from tasuki.store.upsert import mark_again
 
 FULL_PASS = "*"
 """The ``kind`` of the row keeping the digest of the settings the last full pass ran under."""
@@ -52,15 +52,7 @@ def mark(session: Session, system: str, keys: Iterable[tuple[str, str]]) -> int:
         {"system": system, "kind": k, "value": v, "version": 1, "marked_at": now}
         for k, v in sorted(set(keys))
     ]
-    if not rows:
-        return 0
-    stmt = dialect_insert(session, RematchMark)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["system", "kind", "value"],
-        set_={"version": RematchMark.version + 1, "marked_at": stmt.excluded.marked_at},
-    )
-    session.connection().execute(stmt, rows)
-    return len(rows)
+    return mark_again(session, RematchMark, rows, ["system", "kind", "value"])
 
 
 def mark_recording(session: Session, recording_id: int) -> None:

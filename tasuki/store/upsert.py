@@ -51,3 +51,23 @@ def upsert(
         index_elements=conflict, set_={c: getattr(stmt.excluded, c) for c in update}
     )
     session.connection().execute(stmt, list(rows))
+
+
+def mark_again(
+    session: Session,
+    model: type[DeclarativeBase],
+    rows: Sequence[dict[str, Any]],
+    key: Sequence[str],
+) -> int:
+    """Insert versioned marks (``rows`` with ``version`` 1 and ``marked_at``); a mark already
+    there under ``key`` is marked again: its version grows and its ``marked_at`` moves, so a
+    pass that read the old version leaves the new one. Returns the rows written."""
+    if not rows:
+        return 0
+    stmt = dialect_insert(session, model)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=key,
+        set_={"version": stmt.table.c.version + 1, "marked_at": stmt.excluded.marked_at},
+    )
+    session.connection().execute(stmt, list(rows))
+    return len(rows)
