@@ -2,4 +2,5 @@
 
 from tasuki.cli import main
 
-main()
+if __name__ == "__main__":  # not when a spawned process (the intake's taker) imports it
+    main()

@@ -31,7 +31,9 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator, Mapping
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -227,6 +229,41 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, ensure_ascii=False, default=str)
 
 
+QUEUE_DEPTH_EVERY_SECONDS = 10.0
+"""At most one "Task queue depth" line from waitress in this many seconds (:class:`QueueDepth`)."""
+
+
+class QueueDepth(logging.Filter):
+    """Waitress warns "Task queue depth is N" each time a request has to wait for a free
+    thread: under a burst that is a line per request, which buries every other line and costs
+    the busy server a write each time. This lets one through per ``every`` seconds, naming the
+    deepest queue since the last line and how many such warnings it stands for."""
+
+    def __init__(
+        self, every: float = QUEUE_DEPTH_EVERY_SECONDS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__()
+        self.every = every
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._next_at = float("-inf")
+        self._deepest = 0
+        self._folded = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        depth = record.args[0] if isinstance(record.args, tuple) and record.args else 0
+        with self._lock:
+            self._deepest = max(self._deepest, depth if isinstance(depth, int) else 0)
+            self._folded += 1
+            now = self.clock()
+            if now < self._next_at:
+                return False
+            record.msg = "Task queue depth is %d (the deepest of %d such warnings in %d s)"
+            record.args = (self._deepest, self._folded, self.every)
+            self._next_at, self._deepest, self._folded = now + self.every, 0, 0
+        return True
+
+
 def level_name(settings: Settings, default: str = "INFO") -> str:
     """The level ``TASUKI_LOG_LEVEL`` names, or ``default`` when it is unset."""
     return settings.log_level or default
@@ -262,6 +299,10 @@ def setup(
             rq_logger.removeHandler(own)
         rq_logger.propagate = True
         rq_logger.setLevel(logging.NOTSET)
+    queue_depth = logging.getLogger("waitress.queue")
+    for earlier in [f for f in queue_depth.filters if isinstance(f, QueueDepth)]:
+        queue_depth.removeFilter(earlier)
+    queue_depth.addFilter(QueueDepth())
     logging.captureWarnings(True)
     return handler
 

@@ -9,11 +9,12 @@ work appended to the intake stream, atomically. The answer follows at once:
 
 1. Redis down: 503 with ``Retry-After`` (:func:`unavailable`), nothing recorded anywhere.
 2. 200: the delivery is in the stream; a retry is answered as a duplicate.
-3. The store is not on this path: ``tasuki serve`` runs :meth:`Intake.keep_storing` beside
-   the server threads, which moves entries into the store (delivery ids and the work they owe,
-   one transaction per batch) and queues their jobs, woken by each new entry. A store that is
-   down costs no 503: the entries wait in Redis until it answers. ``worker.recover`` takes
-   entries too, so nothing waits on a stopped server.
+3. The store is not on this path: ``tasuki serve`` runs :meth:`Intake.keep_storing` in a process
+   of its own beside the server's (:mod:`webhooks.taker`), which moves entries into the store
+   (delivery ids and the work they owe, one transaction per batch) and queues their jobs,
+   woken by Redis the moment an entry is appended. A store that is down costs no 503: the
+   entries wait in Redis until it answers. ``worker.recover`` takes entries too, so nothing
+   waits on a stopped server.
 
 The guarantees of the move (exactly one taker owes each delivery's work, a killed taker's
 entries are claimed) are :mod:`tasuki.deliveries`'s.
@@ -114,8 +115,6 @@ class Intake:
     """How long entries another taker read may stay unstored before this one takes them over
     (``recovery.abandoned_after_seconds``)."""
     journal: Journal = field(init=False, repr=False)
-    arrived: threading.Event = field(init=False, repr=False, default_factory=threading.Event)
-    """Set when a request appended an entry: wakes :meth:`keep_storing`."""
 
     def __post_init__(self) -> None:
         try:
@@ -135,10 +134,7 @@ class Intake:
         logs.bind(delivery_id=logs.ids_field(list(first)))
         unique = list(first.values())
         flags = self.journal.append(provider, unique)
-        new = [n for n, is_new in zip(unique, flags, strict=True) if is_new]
-        if new:
-            self.arrived.set()
-        return new
+        return [n for n, is_new in zip(unique, flags, strict=True) if is_new]
 
     def take(self, provider: str, deliveries: Sequence[Notice]) -> Taken:
         """Record the new deliveries; their records are synced (one job per CRM object, merged
@@ -170,22 +166,26 @@ class Intake:
     def _gather(self, stop: threading.Event) -> None:
         """Wait while requests keep appending (see :data:`STORE_WHEN_QUIET_SECONDS`)."""
         until = time.monotonic() + STORE_AT_LEAST_EVERY_SECONDS
-        while not stop.is_set() and time.monotonic() < until:
-            self.arrived.clear()
-            if not self.arrived.wait(STORE_WHEN_QUIET_SECONDS):
+        size = self.journal.backlog()
+        while not stop.wait(STORE_WHEN_QUIET_SECONDS) and time.monotonic() < until:
+            now = self.journal.backlog()
+            if now == size:
                 return
+            size = now
 
-    def keep_storing(self, stop: threading.Event) -> None:
-        """:meth:`store_waiting` whenever a request appended something (and every
-        :data:`STORE_IDLE_SECONDS`), until ``stop`` is set. A failure (the store or Redis down)
-        is logged and retried with a doubling wait: the entries stay in the stream meanwhile."""
+    def keep_storing(
+        self, stop: threading.Event, *, alive: Callable[[], bool] = lambda: True
+    ) -> None:
+        """:meth:`store_waiting` whenever a request appended something (Redis wakes it, whichever
+        process the request came to) and every :data:`STORE_IDLE_SECONDS`, until ``stop`` is set
+        or ``alive()`` turns false. A failure (the store or Redis down) is logged and retried
+        with a doubling wait: the entries stay in the stream meanwhile."""
         wait, longest = STORE_RETRY_SECONDS
         retry = wait
-        while not stop.is_set():
-            if self.arrived.wait(STORE_IDLE_SECONDS):
-                self._gather(stop)
-            self.arrived.clear()
+        while not stop.is_set() and alive():
             try:
+                if self.journal.wait(STORE_IDLE_SECONDS):
+                    self._gather(stop)
                 self.store_waiting()
                 retry = wait
             except (redis.RedisError, QueueUnavailable, sa_exc.SQLAlchemyError) as exc:

@@ -72,13 +72,25 @@ def init_app(app: Flask) -> None:
         if provider is not None:
             logs.bind(provider=provider)
 
+    # Each label set's child, looked up once: ``labels()`` takes a lock and checks its
+    # arguments on every call, on the busiest path of the app.
+    counted: dict[tuple[str, int], Counter] = {}
+    timed: dict[str, Histogram] = {}
+
     @app.after_request
     def _finish(response: Response) -> Response:
         seconds = time.perf_counter() - g.get("tasuki_started", time.perf_counter())
         provider = g.get("tasuki_provider")
         if provider is not None:
-            requests_total.labels(provider, str(response.status_code)).inc()
-            latency.labels(provider).observe(seconds)
+            status = response.status_code
+            count = counted.get((provider, status))
+            if count is None:
+                count = counted[provider, status] = requests_total.labels(provider, str(status))
+            count.inc()
+            timer = timed.get(provider)
+            if timer is None:
+                timer = timed[provider] = latency.labels(provider)
+            timer.observe(seconds)
         if not access_log.isEnabledFor(logging.INFO):
             return response  # a webhook's busiest path: no record built to be dropped
         access_log.info(

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from flask import (
     Blueprint,
     Flask,
+    Request,
     current_app,
     g,
     redirect,
@@ -25,6 +26,7 @@ from flask import (
     session,
     url_for,
 )
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask.typing import ResponseReturnValue
 from flask_babel import Babel
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -163,6 +165,17 @@ def _secret(settings: Settings) -> str | None:
     return token
 
 
+class ConsoleSessions(SecureCookieSessionInterface):
+    """Signed-cookie sessions on the console's pages only. A webhook (or ``/metrics``) carries
+    no session and never writes one: its request gets the null session without a cookie being
+    read or a signer being built, which is most of what Flask spends on a session."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if not request.path.startswith(bp.url_prefix or "/"):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
+
+
 def init_app(app: Flask, settings: Settings) -> None:
     """Attach the console to ``app``: blueprint, sessions, CSRF, language, login limit, OIDC.
 
@@ -176,6 +189,7 @@ def init_app(app: Flask, settings: Settings) -> None:
     secret = _secret(settings)
     if secret is not None:
         app.secret_key = secret
+    app.session_interface = ConsoleSessions()
     app.config.update(
         SESSION_COOKIE_NAME="tasuki_session",
         SESSION_COOKIE_HTTPONLY=True,

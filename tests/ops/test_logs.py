@@ -167,6 +167,31 @@ def test_text_lines_and_the_start_line_mask_passwords(settings: Settings) -> Non
 
 
 @pytest.mark.usefixtures("restore_logging")
+def test_waitress_queue_depth_is_one_line_per_ten_seconds_with_the_deepest(
+    settings: Settings,
+) -> None:
+    """A burst makes waitress warn once per waiting request; the log keeps one line per
+    period, naming the deepest queue of the warnings it stands for. Setup twice: one filter."""
+    out = io.StringIO()
+    logs.setup(settings, "serve", stream=out)
+    logs.setup(settings, "serve", stream=out)
+    queue_log = logging.getLogger("waitress.queue")
+    (depth,) = [f for f in queue_log.filters if isinstance(f, logs.QueueDepth)]
+    now = [100.0]
+    depth.clock = lambda: now[0]
+    for n in (1, 3, 7, 2):
+        queue_log.warning("Task queue depth is %d", n)  # as waitress.task logs it
+    now[0] += logs.QUEUE_DEPTH_EVERY_SECONDS
+    for n in (4, 2):
+        queue_log.warning("Task queue depth is %d", n)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2
+    assert lines[0].endswith("Task queue depth is 1 (the deepest of 1 such warnings in 10 s)")
+    # The second line stands for the three folded after the first, and itself: deepest 7.
+    assert lines[1].endswith("Task queue depth is 7 (the deepest of 4 such warnings in 10 s)")
+
+
+@pytest.mark.usefixtures("restore_logging")
 def test_the_access_log_names_the_request_never_its_query_or_headers(
     settings: Settings, sqlite_store: Store
 ) -> None:

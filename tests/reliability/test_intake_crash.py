@@ -166,13 +166,17 @@ class Served:
             return answer
 
     def kill_at(self, point: str) -> None:
-        """Wait until the server's taker stops at ``point``, then SIGKILL the whole server."""
+        """Wait until the server's taker (a process of the server's own) stops at ``point``,
+        then SIGKILL the taker and the server."""
         mark = self.folder / point
         deadline = time.monotonic() + 60
         while not mark.exists():
             assert time.monotonic() < deadline, f"the taker never reached {point}"
             time.sleep(0.02)
         assert self.proc is not None
+        taker = int(mark.read_text())
+        assert taker != self.proc.pid, "the taker runs in a process of its own"
+        os.kill(taker, signal.SIGKILL)
         os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
         mark.unlink()

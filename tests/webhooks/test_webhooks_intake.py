@@ -100,7 +100,7 @@ def test_take_records_in_redis_and_the_store_gets_it_with_one_sync_per_object(
     assert (taken.accepted, taken.duplicates, taken.ignored) == (2, 1, 1)
     # The answer came from Redis alone: nothing in the store, nothing queued yet.
     assert _recorded(store) == [] and queue.count == 0
-    assert intake.journal.backlog() == 1 and intake.arrived.is_set()
+    assert intake.journal.backlog() == 1 and intake.journal.wait(0)
 
     stored = intake.store_waiting()
     assert (stored.entries, stored.deliveries, stored.new, stored.jobs) == (1, 3, 3, 2)
@@ -184,7 +184,7 @@ def test_redis_down_is_queue_unavailable_with_nothing_recorded(store: Store, que
     with pytest.raises(QueueUnavailable, match="queue unreachable") as failed:
         down.take("test", [Notice("a", [("Lead", "L1")])])
     assert isinstance(failed.value.__cause__, redis.ConnectionError)
-    assert not down.arrived.is_set() and _recorded(store) == []
+    assert Intake(store, queue).journal.backlog() == 0 and _recorded(store) == []
     # The provider's retry, once Redis answers, is new.
     assert Intake(store, queue).take("test", [Notice("a", [("Lead", "L1")])]).accepted == 1
 
@@ -280,3 +280,34 @@ def test_a_store_whose_identity_row_was_emptied_gets_a_new_one(store: Store) -> 
         conn.execute(delete(StoreIdentity))
     first = store.identity()
     assert len(first) == 32 and store.identity() == first
+
+
+def test_a_waiting_taker_is_woken_by_an_append_from_another_connection(
+    intake: Intake, queue: Queue, redis_url: str
+) -> None:
+    """The taker runs in a process of its own: Redis wakes it, not an event of the server's.
+    An append on another connection ends the wait at once; with nothing appended it times out."""
+    assert intake.store_waiting().entries == 0
+    assert intake.journal.wait(0.3) is False
+    elsewhere = Intake(intake.store, job_queue_at(queue, redis_url))
+    appended = threading.Timer(0.1, elsewhere.take, ("test", [Notice("w1", [("Lead", "L1")])]))
+    appended.start()
+    try:
+        assert intake.journal.wait(5.0) is True
+    finally:
+        appended.join()
+    assert intake.journal.backlog() == 1
+    assert intake.store_waiting().new == 1
+
+
+def test_a_taker_stops_when_the_server_that_started_it_is_gone(intake: Intake) -> None:
+    """``keep_storing`` asks ``alive`` each time it wakes (the taker process asks whether its
+    parent is still the server): once false, it returns without a stop event."""
+    calls: list[int] = []
+
+    def alive() -> bool:
+        calls.append(1)
+        return len(calls) < 3
+
+    intake.keep_storing(threading.Event(), alive=alive)
+    assert len(calls) == 3
