@@ -22,8 +22,8 @@ import multiprocessing
 import os
 import signal
 import threading
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from types import FrameType
 
 from tasuki import logs
