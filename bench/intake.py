@@ -7,13 +7,13 @@ their own ``redis-server`` on a free port, and take the same load: ``--clients``
 clients sending ``--requests`` signed requests of one notice each (after a warm-up). tasuki runs
 on a fresh SQLite file and on a fresh PostgreSQL database.
 
-tasuki answers from Redis alone (one script per request) and its taker thread stores the
-accepted notices beside the request threads, in the same process; the bench prints how long
-after the last answer every notice was in the store. Then it checks that nothing was lost or
-doubled: every request answered 200 as accepted, each notice's delivery id recorded once in the
-store, each notice's record owed one sync and queued in exactly one job; then it sends every
-request again (signed anew) and checks that each is answered as a duplicate and nothing more is
-queued.
+tasuki answers from Redis alone (one script per request) and its taker, a process that
+``tasuki serve`` starts beside it, stores the accepted notices meanwhile on the same machine;
+the bench prints how long after the last answer every notice was in the store. Then it checks
+that nothing was lost or doubled: every request answered 200 as accepted, each notice's
+delivery id recorded once in the store, each notice's record owed one sync and queued in
+exactly one job; then it sends every request again (signed anew) and checks that each is
+answered as a duplicate and nothing more is queued.
 
     .venv/bin/python bench/intake.py [--requests 3000] [--clients 16] [--threads 8]
                                      [--backends sqlite postgresql]

@@ -181,6 +181,15 @@ class Served:
         self.proc.wait()
         mark.unlink()
 
+    def taker(self) -> int:
+        """The pid of the server's taker: its child process running ``spawn_main`` (the other
+        child, if any, is multiprocessing's resource tracker)."""
+        assert self.proc is not None
+        found = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        takers = [int(c) for c in found if b"spawn_main" in _cmdline(int(c))]
+        assert len(takers) == 1, f"one taker process, not {takers}"
+        return takers[0]
+
     def stop_when_stored(self) -> None:
         """Wait until the stream is empty (everything taken), then stop the server."""
         journal = f"tasuki:intake:{self.queue.name}"
@@ -228,5 +237,41 @@ def test_a_server_killed_while_taking_leaves_the_next_one_nothing_to_do_twice(
             # The dead server committed its batch and queued nothing: its records are owed, not
             # queued, until recovery; the rest were queued once by the next server.
             assert set(queued) < set(owed)
+    finally:
+        served.close()
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie waiting to be reaped has stopped)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_a_taker_whose_server_was_killed_stops_by_itself(tmp_path: Path, redis_url: str) -> None:
+    """SIGKILL gives a server no chance to stop its taker: the taker sees that the process
+    that started it is gone and exits within about a second, so no orphan keeps taking for a
+    server that no longer answers (the next server's taker claims what was pending)."""
+    served = Served(tmp_path, redis_url)
+    try:
+        served.start()
+        taker = served.taker()
+        assert served.post(_body(0, 3))["accepted"] == 3
+        assert served.proc is not None
+        os.kill(served.proc.pid, signal.SIGKILL)
+        served.proc.wait()
+        deadline = time.monotonic() + 15
+        while _running(taker):
+            assert time.monotonic() < deadline, "the taker outlived its server"
+            time.sleep(0.05)
     finally:
         served.close()
