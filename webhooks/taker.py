@@ -24,6 +24,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from multiprocessing.synchronize import Event as EventType
 from types import FrameType
 
 from tasuki import logs
@@ -34,13 +35,18 @@ from webhooks.intake import Intake
 
 log = logging.getLogger(__name__)
 
+READY_SECONDS = 60
+"""How long a starting server waits for its taker to start taking (it imports what the server
+did, a few seconds) before it serves anyway."""
+
 STOP_SECONDS = 10
 """How long a stopping server waits for its taker to finish the batch it is on."""
 
 
-def take(settings: Settings, parent: int) -> None:
+def take(settings: Settings, parent: int, ready: EventType | None = None) -> None:
     """The taker process's body: store what the server accepts until told to stop, or until
-    ``parent`` (the server's pid) is no longer this process's parent."""
+    ``parent`` (the server's pid) is no longer this process's parent. ``ready`` is set once it
+    takes."""
     logs.setup(settings, "serve")
     stop = threading.Event()
 
@@ -52,6 +58,8 @@ def take(settings: Settings, parent: int) -> None:
     store = open_store(settings.database_url, migrate=False)
     abandoned = settings.config.recovery.abandoned_after_seconds
     intake = Intake(store, job_queue(settings), claim_after_ms=int(abandoned * 1000))
+    if ready is not None:
+        ready.set()
     try:
         intake.keep_storing(stop, alive=lambda: os.getppid() == parent)
     finally:
@@ -67,10 +75,19 @@ def taking(settings: Settings, intake: Intake) -> Iterator[None]:
             yield
         return
     # spawn, not fork: the server's threads and open connections stay in the server.
-    process = multiprocessing.get_context("spawn").Process(
-        target=take, args=(settings, os.getpid()), name="tasuki-intake-taker", daemon=True
+    spawn = multiprocessing.get_context("spawn")
+    ready = spawn.Event()
+    process = spawn.Process(
+        target=take, args=(settings, os.getpid(), ready), name="tasuki-intake-taker", daemon=True
     )
     process.start()
+    # Serving before the taker takes would pile up a burst's first seconds in Redis.
+    if not ready.wait(READY_SECONDS):
+        log.warning(
+            "the intake's taker is not taking after %d s; serving anyway (what is accepted "
+            "waits in Redis until it is)",
+            READY_SECONDS,
+        )
     try:
         yield
     finally:
