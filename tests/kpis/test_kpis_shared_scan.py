@@ -16,7 +16,7 @@ from sqlalchemy import insert, select
 
 from bench.kpis import generate
 from tasuki.kpis.books import book
-from tasuki.kpis.engine import Subjects, per_kpi_figures, runs, shared_figures
+from tasuki.kpis.engine import Subjects, _epoch, _instant, per_kpi_figures, runs, shared_figures
 from tasuki.kpis.query import Context
 from tasuki.membership import BEGINNING
 from tasuki.settings import Settings
@@ -204,3 +204,24 @@ def test_the_shared_scan_gives_the_figures_of_one_statement_per_kpi(
     for kpi in kpis:
         if kpi.id not in empty:
             assert any(shared[p][kpi.id] for p in PERIODS), kpi.id
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        datetime(2026, 6, 14, 15, 0, 0, 123457),  # PostgreSQL's naive UTC
+        "2026-06-14 15:00:00.123457",  # SQLite's stored text
+        "2026-06-14T15:00:00Z",
+        "2026-06-14T15:00:00.5+09:00",
+        "2026-06-14",
+        "1969-12-31T23:59:59.999999",
+        datetime(2026, 6, 14, 15, 0, tzinfo=UTC),
+    ],
+)
+def test_event_times_are_measured_as_their_instants(raw: datetime | str) -> None:
+    """The scan reads times raw and measures them without making aware datetimes first: the
+    same epoch seconds, to the bit, as the instant's own ``timestamp()``."""
+    instant = _instant(raw)
+    assert instant is not None
+    assert _epoch(raw) == instant.timestamp()
+    assert _epoch("not a date") is None and _epoch("") is None and _epoch(None) is None
