@@ -62,7 +62,8 @@ TIMED_KINDS = (KpiKind.DURATION, KpiKind.SLA)
 
 
 def source_key(ctx: Context, kpi: Kpi) -> tuple[Events, str]:
-    """What identifies a KPI's events: KPIs with the same key share one scan per period."""
+    """What identifies a KPI's events: KPIs with the same key share one scan per run of
+    consecutive periods."""
     return kpi.events, ctx.book.event_objects[kpi.id]
 
 

@@ -8,8 +8,9 @@ contribution to the numerator and denominator. Every other event counts for the 
 department its person belonged to at the time of the event (:mod:`tasuki.membership`), never
 today's. ``kpi explain`` runs one KPI's query ungrouped, so an explanation lists exactly the
 records behind a figure. The stored figures are computed with one statement per source of
-events and period, shared by the KPIs counting those events (:func:`shared_figures`,
-:mod:`tasuki.kpis.crossings`): the same events, conditions and contributions, the scan done once.
+events and run of consecutive periods (a year of months), shared by the KPIs counting those
+events (:func:`shared_figures`, :mod:`tasuki.kpis.crossings`): the same events, conditions and
+contributions, the scan done once.
 
 Semantics worth knowing:
 
