@@ -4,6 +4,7 @@ Run as a script (never in CI)::
 
     .venv/bin/python bench/kpis.py                       # 10k 100k 1M on SQLite and PostgreSQL
     .venv/bin/python bench/kpis.py --sizes 10000 100000 --backends sqlite --repeat 3
+    .venv/bin/python bench/kpis.py --sizes 1000000 --keep /var/tmp/tasuki-bench  # store kept
 
 Each store holds one year of a The Model funnel (leads → MQL handoffs → deals with IS→FS
 handoffs → won deals with FS→CS handoffs, verdicts on every handoff, accounts), written with bulk
@@ -16,6 +17,11 @@ months, into ``kpi_values``, done twice on the same store in the same run:
   (:func:`tasuki.kpis.engine.per_kpi_figures`, the path before the shared scan), after the
   stored figures were deleted again. It runs second, on caches the first run warmed; with
   ``--repeat N`` the two alternate N times and the best time of each is kept.
+
+With ``--keep DIR`` the generated stores outlive the run (SQLite files in ``DIR``, PostgreSQL
+databases ``tasuki_bench_kpis_<size>``) and a later run with the same option reuses them: a
+million records take minutes to generate, the recomputation seconds. A kept store is migrated to
+the current schema when opened and analysed again before it is timed.
 
 Both must store identical ``kpi_values`` rows (the script fails otherwise). Printed: seconds per
 size, the baseline's time over the shared scan's, and the growth per 10× records (the target:
@@ -38,7 +44,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, delete, insert, select, text
+from sqlalchemy import create_engine, delete, func, insert, select, text
 from sqlalchemy.engine import make_url
 
 from tasuki import kpis
@@ -188,23 +194,29 @@ def _settings(url: str, data_dir: Path) -> Settings:
     return load_settings({"TASUKI_DATA_DIR": str(data_dir)}, database_url=url)
 
 
-def run_one(backend: str, n: int, workdir: Path, repeat: int = 1) -> Result:
-    """Build a store of ``n`` records on ``backend``, time a full recomputation both ways
-    (``repeat`` times each, alternated, keeping the best)."""
+def run_one(backend: str, n: int, workdir: Path, repeat: int = 1, keep: bool = False) -> Result:
+    """Build a store of ``n`` records on ``backend`` (or reuse the one kept by an earlier run
+    when ``keep``), time a full recomputation both ways (``repeat`` times each, alternated,
+    keeping the best)."""
+    admin = None
+    name = ""
     if backend == "sqlite":
         url = f"sqlite:///{workdir / f'kpis-{n}.db'}"
-        admin = None
-        name = ""
     else:
-        name = f"tasuki_bench_{uuid.uuid4().hex[:10]}"
+        name = f"tasuki_bench_kpis_{n}" if keep else f"tasuki_bench_{uuid.uuid4().hex[:10]}"
         admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+            exists = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
+            if not exists:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
         url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
     try:
         store = open_store(url)
         t0 = time.perf_counter()
-        handoffs = generate(store, n)
+        with store.session() as s:
+            handoffs = s.scalar(select(func.count()).select_from(Handoff)) or 0
+        if not handoffs:
+            handoffs = generate(store, n)
         if backend == "postgresql":
             with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
                 c.execute(text("VACUUM ANALYZE"))
@@ -226,8 +238,9 @@ def run_one(backend: str, n: int, workdir: Path, repeat: int = 1) -> Result:
         return Result(backend, n, handoffs, loaded, min(shared), min(per_kpi), values)
     finally:
         if admin is not None:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            if not keep:
+                with admin.connect() as conn:
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             admin.dispose()
 
 
@@ -306,12 +319,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs of each path per store; the best is kept"
     )
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        metavar="DIR",
+        help="keep the generated stores (SQLite files in DIR) and reuse those of earlier runs",
+    )
     args = parser.parse_args(argv)
     results = []
     with tempfile.TemporaryDirectory(prefix="tasuki-bench-kpis-") as tmp:
+        workdir = Path(tmp) if args.keep is None else args.keep
+        workdir.mkdir(parents=True, exist_ok=True)
         for backend in args.backends:
             for n in sorted(args.sizes):
-                r = run_one(backend, n, Path(tmp), args.repeat)
+                r = run_one(backend, n, workdir, args.repeat, keep=args.keep is not None)
                 print(
                     f"{backend} {n:,} records: shared {r.compute_seconds:.2f} s, "
                     f"baseline {r.baseline_seconds:.2f} s",

@@ -5,16 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from tasuki.kpis.books import book, noon
 from tasuki.kpis.engine import (
     PeriodFigures,
+    Subjects,
     compute_period,
     dated_rows,
     longest_window,
     prefetchable,
+    scanned_figures,
     shared_figures,
     touched_instants,
 )
@@ -74,6 +76,17 @@ def _plan(ctx: Context, settings: Settings, periods: Sequence[str] | None) -> di
     return plan
 
 
+SORT_MEMORY = "64MB"
+"""PostgreSQL's ``work_mem`` in a computation's transaction: a year of a million records'
+crossings is ranked, hashed against its records and grouped in memory instead of temporary files
+(the server's default is 4MB, sized for many small queries, not one report)."""
+
+
+def _sort_in_memory(session: Session) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"SET LOCAL work_mem = '{SORT_MEMORY}'"))
+
+
 WATERMARK = "tasuki:kpis"
 """The ``sync_cursors`` row holding when the last incremental computation started."""
 
@@ -126,13 +139,15 @@ def compute(
     keeps its stored targets unless ``restate`` (:func:`restatement` previews it). Idempotent: a
     second run with no change writes nothing.
     ``then(session, changed)`` runs last in the same transaction (a job settles its debt there).
-    ``figures_of``: how each period's figures are computed (one shared scan per boundary and
-    period; ``bench/kpis.py`` measures it against one statement per KPI).
+    ``figures_of``: how the periods' figures are computed (one shared scan per boundary and run
+    of consecutive periods; ``bench/kpis.py`` measures it against one statement per KPI and
+    period).
     """
     b = book(settings)
     changed = 0
     with store.session() as session:
         apply_people_file(session, settings)  # an edited people file counts from this run
+        _sort_in_memory(session)
         ctx = Context(session, settings.config, b, settings.config.crm, now)
         plan = _plan(ctx, settings, periods)
         prefetched = {
@@ -140,9 +155,17 @@ def compute(
             for kpi in b.kpis.values()
             if prefetchable(kpi) and sum(kpi in ks for ks in plan.values()) > 1
         }
+        subjects = Subjects.load(session, ctx.system)
+        scanned = scanned_figures(ctx, plan, prefetched, subjects, figures_of)
         for period, kpis in sorted(plan.items()):
             changed += compute_period(
-                ctx, kpis, period, prefetched, restate=restate, figures_of=figures_of
+                ctx,
+                kpis,
+                period,
+                prefetched,
+                restate=restate,
+                subjects=subjects,
+                scanned=scanned[period],
             )
         if periods is None:
             _set_watermark(ctx)
@@ -189,6 +212,7 @@ def restatement(store: Store, settings: Settings, period: str, *, now: datetime)
     try:
         with store.session() as session:
             ctx = Context(session, settings.config, book(settings), system, now)
+            _sort_in_memory(session)
             for p, kpis in sorted(_plan(ctx, settings, [period]).items()):
                 compute_period(ctx, kpis, p, restate=True)
             raise _Preview(_stored(session, system, period))

@@ -16,6 +16,12 @@ period, and every KPI of that source becomes a few columns of it:
 
 The crossings are materialised once and every branch of the ``UNION ALL`` reads them.
 
+A scan reads a run of consecutive periods at once (:class:`Span`: the twelve months of a year
+recomputed, the current and the previous month): the latest crossing of a record is taken in
+each period and every row says which period it belongs to, so the crossings of a year, the
+cohort windows ``reached`` probes and the records behind them are read in one pass instead of
+one per period (the windows of consecutive months overlap by as long as they are).
+
 The semantics are exactly those of the per-KPI :class:`~tasuki.kpis.query.EventQuery` (same
 source, same conditions, same contributions); ``tests/kpis`` compares both on every KPI.
 """
@@ -34,6 +40,7 @@ from sqlalchemy import (
     Integer,
     Select,
     String,
+    and_,
     case,
     cast,
     func,
@@ -41,8 +48,10 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    type_coerce,
     union_all,
 )
+from sqlalchemy.sql.sqltypes import NullType
 
 from tasuki.kpis.query import Context, EventQuery
 from tasuki.kpis.schema import Events, Kpi, KpiKind
@@ -53,19 +62,31 @@ TIMED_KINDS = (KpiKind.DURATION, KpiKind.SLA)
 
 
 def source_key(ctx: Context, kpi: Kpi) -> tuple[Events, str]:
-    """What identifies a KPI's events: KPIs with the same key share one scan per period."""
+    """What identifies a KPI's events: KPIs with the same key share one scan per run of
+    consecutive periods."""
     return kpi.events, ctx.book.event_objects[kpi.id]
+
+
+@dataclass(frozen=True)
+class Span:
+    """One period a shared scan reads: ``[start, end)`` and the people whose team or department
+    changed inside it (their events are placed one by one)."""
+
+    start: datetime
+    end: datetime
+    movers: frozenset[str]
 
 
 @dataclass(frozen=True)
 class Layout:
     """What a row of the shared statement holds, by position (the rows of a large period are
-    read without a mapping per row): ``(timed, credit, person, dept, when, at, …)``, then an
-    (events, numerator) pair per summed KPI and a (counts, until) pair per timed KPI.
+    read without a mapping per row): ``(timed, credit, period, person, dept, when, at, …)``,
+    then an (events, numerator) pair per summed KPI and a (counts, until) pair per timed KPI.
 
     A row is one group of events for the summed KPIs crediting ``credits[credit]`` (``timed``
-    0), or one event for the timed KPIs crediting it (``timed`` 1). ``when`` is the event's time
-    when its person moved during the period (their events are placed one by one), else ``NULL``.
+    0), or one event for the timed KPIs crediting it (``timed`` 1), in the scan's ``period``-th
+    span. ``when`` is the event's time when its person moved during that period (their events
+    are placed one by one), else ``NULL``; ``when`` and ``at`` come as the driver reads them.
     """
 
     credits: tuple[str, ...]
@@ -73,7 +94,7 @@ class Layout:
     summed: tuple[Kpi, ...]
     timed: tuple[Kpi, ...]
 
-    AT = 5
+    AT = 6
     """Position of the event's time (rows of timed KPIs)."""
 
     def summed_of(self, credit: int) -> list[tuple[Kpi, int, int]]:
@@ -97,22 +118,31 @@ class Layout:
         ]
 
 
-class SharedScan:
-    """The one statement reading a period's events for ``kpis`` (all of the same
-    :func:`source_key`); its rows are read with :attr:`layout`."""
+def _raw(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """``column`` read as the driver returns it (SQLite's text, PostgreSQL's naive UTC datetime):
+    the engine turns the times it needs into instants itself, and SQLAlchemy's processing of
+    every time of a year's crossings cost more than the business-hours arithmetic."""
+    return type_coerce(column, NullType())
 
-    def __init__(
-        self, ctx: Context, kpis: Sequence[Kpi], start: datetime, end: datetime, movers: set[str]
-    ) -> None:
+
+class SharedScan:
+    """The one statement reading the events of consecutive periods (``spans``, each starting
+    where the one before ends) for ``kpis`` (all of the same :func:`source_key`); its rows are
+    read with :attr:`layout`."""
+
+    def __init__(self, ctx: Context, kpis: Sequence[Kpi], spans: Sequence[Span]) -> None:
         if len({source_key(ctx, k) for k in kpis}) != 1:
             raise ValueError("a shared scan reads the events of one source")
+        if not spans or any(a.end != b.start for a, b in zip(spans, spans[1:], strict=False)):
+            raise ValueError("a shared scan reads consecutive periods")
         self.layout = Layout(
             credits=tuple(dict.fromkeys(k.credit for k in kpis)),
             summed=tuple(k for k in kpis if k.kind not in TIMED_KINDS),
             timed=tuple(k for k in kpis if k.kind in TIMED_KINDS),
         )
-        self.events = EventQuery(ctx, kpis[0], start, end)
-        self.movers = sorted(movers)
+        splits = [s.end for s in spans[:-1]]
+        self.events = EventQuery(ctx, kpis[0], spans[0].start, spans[-1].end, splits)
+        self.spans = tuple(spans)
 
     def statement(self) -> Select[Any] | CompoundSelect[Any]:
         """The crossings (or changes, or dated records) of the period with every KPI's columns,
@@ -127,6 +157,7 @@ class SharedScan:
             columns += [person.label(f"p{i}"), dept.label(f"d{i}")]
             columns.append(self._when(person, ev.at).label(f"w{i}"))
         columns.append(ev.at.label("at"))
+        columns.append(ev.bucket.label("period"))
         one = literal(1, Integer)
         for i, kpi in enumerate(lay.summed):
             where = ev.where(kpi)
@@ -154,7 +185,7 @@ class SharedScan:
         no_clock: list[ColumnElement[Any]] = [cast(null(), Integer), cast(null(), String)]
         branches: list[Select[Any]] = []
         for i, summed, timed in groups:
-            keys = [c[f"p{i}"], c[f"d{i}"], c[f"w{i}"]]
+            keys = [c.period, c[f"p{i}"], c[f"d{i}"], _raw(c[f"w{i}"])]
             if summed:
                 mine = {k.id for k, _, _ in summed}
                 sums: list[ColumnElement[Any]] = []
@@ -164,7 +195,7 @@ class SharedScan:
                     else:
                         sums += no_sum
                 sums += no_clock * len(lay.timed)
-                head = [literal(0, Integer), literal(i, Integer), *keys, no_time]
+                head = [literal(0, Integer), literal(i, Integer), *keys, _raw(no_time)]
                 branches.append(select(*head, *sums).group_by(*keys))
             if timed:
                 mine = {k.id for k, _, _ in timed}
@@ -176,13 +207,20 @@ class SharedScan:
                         flags.append(c[f"f{j}"] == 1)
                     else:
                         values += no_clock
-                head = [literal(1, Integer), literal(i, Integer), *keys, c.at]
+                head = [literal(1, Integer), literal(i, Integer), *keys, _raw(c.at)]
                 branches.append(select(*head, *values).where(or_(*flags)))
         return branches[0] if len(branches) == 1 else union_all(*branches)
 
     def _when(self, person: ColumnElement[Any], at: ColumnElement[Any]) -> ColumnElement[Any]:
-        """The event's time for a person who moved during the period; ``NULL`` for everyone
-        else, whose membership held all period long."""
-        if not self.movers:
+        """The event's time for a person who moved during the event's period; ``NULL`` for
+        everyone else, whose membership held all period long."""
+        moved = [
+            person.in_(sorted(s.movers))
+            if len(self.spans) == 1
+            else and_(self.events.bucket == i, person.in_(sorted(s.movers)))
+            for i, s in enumerate(self.spans)
+            if s.movers
+        ]
+        if not moved:
             return cast(null(), at.type)
-        return case((person.in_(self.movers), at), else_=null())
+        return case((or_(*moved), at), else_=null())

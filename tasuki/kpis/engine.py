@@ -8,8 +8,9 @@ contribution to the numerator and denominator. Every other event counts for the 
 department its person belonged to at the time of the event (:mod:`tasuki.membership`), never
 today's. ``kpi explain`` runs one KPI's query ungrouped, so an explanation lists exactly the
 records behind a figure. The stored figures are computed with one statement per source of
-events and period, shared by the KPIs counting those events (:func:`shared_figures`,
-:mod:`tasuki.kpis.crossings`): the same events, conditions and contributions, the scan done once.
+events and run of consecutive periods (a year of months), shared by the KPIs counting those
+events (:func:`shared_figures`, :mod:`tasuki.kpis.crossings`): the same events, conditions and
+contributions, the scan done once.
 
 Semantics worth knowing:
 
@@ -41,7 +42,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from tasuki.kpis.crossings import SharedScan, source_key
+from tasuki.kpis.crossings import SharedScan, Span, source_key
 from tasuki.kpis.periods import (
     PeriodKind,
     bounds,
@@ -92,10 +93,24 @@ def _instant(value: datetime | str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+_NAIVE_EPOCH = datetime(1970, 1, 1)
+
+
 def _epoch(value: datetime | str | None) -> float | None:
-    """:func:`_instant` as epoch seconds: durations and SLAs are measured on these."""
-    at = _instant(value)
-    return None if at is None else at.timestamp()
+    """:func:`_instant` as epoch seconds: durations and SLAs are measured on these.
+
+    Written out for the shared scan, which reads two per event of a year: a naive (UTC) time is
+    measured from a naive epoch, the very subtraction ``timestamp()`` does on its aware copy."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)  # "Z" included, since Python 3.11
+        except ValueError:
+            return None
+    if value.tzinfo is None:
+        return (value - _NAIVE_EPOCH).total_seconds()
+    return value.timestamp()
 
 
 def _hours(ctx: Context, kpi: Kpi, start: float, end: float) -> float:
@@ -326,58 +341,92 @@ KpiFigures = dict[str, dict[tuple[str, str], Figure]]
 """KPI id → (subject kind, subject) → figure, for one period."""
 
 
-def shared_figures(
-    ctx: Context, kpis: Sequence[Kpi], period: str, subjects: Subjects
-) -> KpiFigures:
-    """Figures of ``kpis`` in ``period`` with one statement per source of events
-    (:mod:`tasuki.kpis.crossings`): the KPIs of a boundary share one scan of its crossings.
-    Identical to :func:`per_kpi_figures`, which runs one statement per KPI."""
-    tz = ctx.tz
-    start, end = bounds(period, ctx.book.fiscal_year_start, tz)
-    movers = subjects.memberships.movers(start, end)
-    sources: dict[tuple[Any, str], list[Kpi]] = defaultdict(list)
-    for kpi in kpis:
-        sources[source_key(ctx, kpi)].append(kpi)
-    out: KpiFigures = {}
-    for group in sources.values():
-        scan = SharedScan(ctx, group, start, end, movers)
-        lay = scan.layout
-        rows: dict[str, list[RowGroup]] = {k.id: [] for k in group}
-        summed = [lay.summed_of(i) for i in range(len(lay.credits))]
-        timed = [lay.timed_of(i) for i in range(len(lay.credits))]
-        # A core execution fetched at once: a month of a million records is 50,000 rows.
-        for r in ctx.session.connection().execute(scan.statement()).all():
-            person, dept = r[2], r[3]
-            when = None if r[4] is None else _event_instant(r[4], tz)
-            if not r[0]:
-                for kpi, events, numerator in summed[r[1]]:
-                    if r[events]:
-                        n = float(r[numerator] or 0)
-                        rows[kpi.id].append((person, dept, [n], float(r[events]), when))
-                continue
-            at = r[lay.AT]
-            started = at.timestamp() if isinstance(at, datetime) else _epoch(at)
-            for kpi, counts, until in timed[r[1]]:
-                if r[counts]:
-                    hours, den = clock_epochs(ctx, kpi, started, _epoch(r[until]))
-                    if hours is not None and den is not None:
-                        rows[kpi.id].append((person, dept, [hours], den, when))
-        for kpi in group:
-            out[kpi.id] = tally(kpi, rows[kpi.id], subjects, start)
+def runs(ctx: Context, periods: Iterable[str]) -> list[list[str]]:
+    """``periods`` as runs of consecutive periods of one kind, each run read by one shared scan
+    (the twelve months of a year: one run; a month and a quarter never share one)."""
+    fy, tz = ctx.book.fiscal_year_start, ctx.tz
+    out: list[list[str]] = []
+    last_end: datetime | None = None
+    last_kind: PeriodKind | None = None
+    for period in sorted(set(periods), key=lambda p: (kind_of(p), bounds(p, fy, tz))):
+        start, end = bounds(period, fy, tz)
+        if out and kind_of(period) == last_kind and start == last_end:
+            out[-1].append(period)
+        else:
+            out.append([period])
+        last_end, last_kind = end, kind_of(period)
     return out
 
 
+def shared_figures(
+    ctx: Context, kpis: Sequence[Kpi], periods: Sequence[str], subjects: Subjects
+) -> dict[str, KpiFigures]:
+    """Figures of ``kpis`` in each of ``periods`` with one statement per source of events and
+    run of consecutive periods (:mod:`tasuki.kpis.crossings`): the KPIs of a boundary share one
+    scan of its crossings over the months of a year. Identical to :func:`per_kpi_figures`,
+    which runs one statement per KPI and period."""
+    tz, fy = ctx.tz, ctx.book.fiscal_year_start
+    sources: dict[tuple[Any, str], list[Kpi]] = defaultdict(list)
+    for kpi in kpis:
+        sources[source_key(ctx, kpi)].append(kpi)
+    figures: dict[str, KpiFigures] = {p: {} for p in periods}
+    for group in sources.values():
+        dated = group[0].events.records is not None
+        for run in [[p] for p in periods] if dated else runs(ctx, periods):
+            spans = []
+            for period in run:
+                start, end = bounds(period, fy, tz)
+                spans.append(Span(start, end, frozenset(subjects.memberships.movers(start, end))))
+            for period, found in zip(run, _scan(ctx, group, spans, subjects), strict=True):
+                figures[period].update(found)
+    return figures
+
+
+def _scan(
+    ctx: Context, kpis: Sequence[Kpi], spans: Sequence[Span], subjects: Subjects
+) -> list[KpiFigures]:
+    """Figures of ``kpis`` (one source) in each of the consecutive ``spans``, from one scan."""
+    tz = ctx.tz
+    scan = SharedScan(ctx, kpis, spans)
+    lay = scan.layout
+    rows: list[dict[str, list[RowGroup]]] = [{k.id: [] for k in kpis} for _ in spans]
+    summed = [lay.summed_of(i) for i in range(len(lay.credits))]
+    timed = [lay.timed_of(i) for i in range(len(lay.credits))]
+    # A core execution fetched at once: a year of a million records is 300,000 rows.
+    for r in ctx.session.connection().execute(scan.statement()).all():
+        mine = rows[r[2]]
+        person, dept = r[3], r[4]
+        when = None if r[5] is None else _event_instant(r[5], tz)
+        if not r[0]:
+            for kpi, events, numerator in summed[r[1]]:
+                if r[events]:
+                    n = float(r[numerator] or 0)
+                    mine[kpi.id].append((person, dept, [n], float(r[events]), when))
+            continue
+        started = _epoch(r[lay.AT])  # read raw: naive UTC or text
+        for kpi, counts, until in timed[r[1]]:
+            if r[counts]:
+                hours, den = clock_epochs(ctx, kpi, started, _epoch(r[until]))
+                if hours is not None and den is not None:
+                    mine[kpi.id].append((person, dept, [hours], den, when))
+    return [
+        {kpi.id: tally(kpi, mine[kpi.id], subjects, span.start) for kpi in kpis}
+        for span, mine in zip(spans, rows, strict=True)
+    ]
+
+
 def per_kpi_figures(
-    ctx: Context, kpis: Sequence[Kpi], period: str, subjects: Subjects
-) -> KpiFigures:
-    """Figures of ``kpis`` in ``period``, one statement per KPI (:func:`kpi_figures`): the
-    straightforward computation the shared scans are checked against (tests) and measured
-    against (``bench/kpis.py``)."""
-    return {kpi.id: kpi_figures(ctx, kpi, period, subjects) for kpi in kpis}
+    ctx: Context, kpis: Sequence[Kpi], periods: Sequence[str], subjects: Subjects
+) -> dict[str, KpiFigures]:
+    """Figures of ``kpis`` in each of ``periods``, one statement per KPI and period
+    (:func:`kpi_figures`): the straightforward computation the shared scans are checked against
+    (tests) and measured against (``bench/kpis.py``)."""
+    return {p: {kpi.id: kpi_figures(ctx, kpi, p, subjects) for kpi in kpis} for p in periods}
 
 
-PeriodFigures = Callable[[Context, Sequence[Kpi], str, Subjects], KpiFigures]
-"""How a period's figures are computed: :func:`shared_figures` or :func:`per_kpi_figures`."""
+PeriodFigures = Callable[[Context, Sequence[Kpi], Sequence[str], Subjects], dict[str, KpiFigures]]
+"""How the figures of many periods are computed: :func:`shared_figures` or
+:func:`per_kpi_figures`."""
 
 
 def target_for(
@@ -446,18 +495,23 @@ def compute_period(
     *,
     restate: bool = False,
     figures_of: PeriodFigures = shared_figures,
+    subjects: Subjects | None = None,
+    scanned: KpiFigures | None = None,
 ) -> int:
     """Recompute ``kpis`` for ``period``; write only what changed, drop figures that vanished
     (a deleted record's sender has nothing left); returns how many stored rows changed.
 
     Once ``period`` has ended its stored targets are frozen: a target changed since never
     rewrites its attainment, unless ``restate`` (a deliberate restatement) says so.
-    ``figures_of`` computes the figures not prefetched: the shared scans; ``bench/kpis.py``
-    passes :func:`per_kpi_figures` to measure them against one statement per KPI."""
+    ``scanned``: the figures of the KPIs not prefetched when a scan over many periods already
+    computed them (:func:`scanned_figures`); else ``figures_of`` computes them for this period
+    (the shared scans; ``bench/kpis.py`` passes :func:`per_kpi_figures` to measure them against
+    one statement per KPI)."""
     if not kpis:
         return 0
     session, system = ctx.session, ctx.system
-    subjects = Subjects.load(session, system)
+    if subjects is None:
+        subjects = Subjects.load(session, system)
     ids = [k.id for k in kpis]
     existing = {
         (v.kpi_id, v.subject_kind, v.subject_id): (v.value, v.numerator, v.denominator, v.target)
@@ -472,14 +526,14 @@ def compute_period(
     counted_at = reference_instant(ctx, period)
     frozen = not restate and bounds(period, ctx.book.fiscal_year_start, ctx.tz)[1] <= ctx.now
     figures: KpiFigures = {}
-    scanned: list[Kpi] = []
     for kpi in kpis:
         pre = (prefetched or {}).get(kpi.id, {}).get(period)
         if pre is not None:
             figures[kpi.id] = kpi_figures(ctx, kpi, period, subjects, pre)
-        else:
-            scanned.append(kpi)
-    figures.update(figures_of(ctx, scanned, period, subjects))
+    if scanned is None:
+        rest = [k for k in kpis if k.id not in figures]
+        scanned = figures_of(ctx, rest, [period], subjects)[period]
+    figures.update(scanned)
     for kpi in kpis:
         for (kind, subject), fig in figures[kpi.id].items():
             key = (kpi.id, kind, subject)
@@ -522,6 +576,27 @@ def compute_period(
             )
         )
     return len(rows) + len(gone)
+
+
+def scanned_figures(
+    ctx: Context,
+    plan: Mapping[str, Sequence[Kpi]],
+    prefetched: Mapping[str, Mapping[str, Rows]],
+    subjects: Subjects,
+    figures_of: PeriodFigures = shared_figures,
+) -> dict[str, KpiFigures]:
+    """Figures of each period's KPIs of ``plan`` that were not prefetched, the periods scanning
+    the same KPIs computed together (a year of months: one scan per source, not twelve)."""
+    together: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    by_id: dict[str, Kpi] = {}
+    for period, kpis in plan.items():
+        rest = [k for k in kpis if prefetched.get(k.id, {}).get(period) is None]
+        by_id.update((k.id, k) for k in rest)
+        together[tuple(k.id for k in rest)].append(period)
+    out: dict[str, KpiFigures] = {}
+    for ids, periods in together.items():
+        out.update(figures_of(ctx, [by_id[i] for i in ids], periods, subjects))
+    return out
 
 
 def explain_rows(ctx: Context, kpi: Kpi, period: str, person: str | None) -> list[EventRow]:

@@ -120,6 +120,8 @@ class Transition(Base):
     __table_args__ = (
         UniqueConstraint("system", "source_id"),
         Index("ix_transitions_record", "system", "object", "record_id"),
+        # Covers the KPIs' scan of a field's changes in a period (migration 0016).
+        Index("ix_transitions_changes", "system", "object", "field", "at", "record_id", "id", "by"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

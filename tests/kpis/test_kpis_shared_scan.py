@@ -1,5 +1,6 @@
-"""The shared scan (one statement per source of events and period, :mod:`tasuki.kpis.crossings`)
-gives exactly the figures of the straightforward computation, one statement per KPI, on a
+"""The shared scan (one statement per source of events and run of consecutive periods,
+:mod:`tasuki.kpis.crossings`), and the same scan one period at a time, give exactly the figures of
+the straightforward computation, one statement per KPI and period, on a
 generated org (the benchmark's, small) with people who moved mid-year, field changes, and a
 custom book that exercises every kind of condition and credit; on SQLite and PostgreSQL."""
 
@@ -15,7 +16,7 @@ from sqlalchemy import insert, select
 
 from bench.kpis import generate
 from tasuki.kpis.books import book
-from tasuki.kpis.engine import Subjects, per_kpi_figures, shared_figures
+from tasuki.kpis.engine import Subjects, _epoch, _instant, per_kpi_figures, runs, shared_figures
 from tasuki.kpis.query import Context
 from tasuki.membership import BEGINNING
 from tasuki.settings import Settings
@@ -184,11 +185,15 @@ def test_the_shared_scan_gives_the_figures_of_one_statement_per_kpi(
         subjects = Subjects.load(s, "local")
         assert subjects.memberships.movers(MOVED_AT.replace(day=1), MOVED_AT.replace(day=28))
         kpis = list(b.kpis.values())
-        shared = {p: shared_figures(ctx, kpis, p, subjects) for p in PERIODS}
-        one_by_one = {p: per_kpi_figures(ctx, kpis, p, subjects) for p in PERIODS}
+        # The months in one scan per source, the two quarters in another (a run each).
+        assert [len(run) for run in runs(ctx, PERIODS)] == [12, 2]
+        shared = shared_figures(ctx, kpis, PERIODS, subjects)
+        alone = {p: shared_figures(ctx, kpis, [p], subjects)[p] for p in PERIODS}
+        one_by_one = per_kpi_figures(ctx, kpis, PERIODS, subjects)
     for p in PERIODS:
         for kpi in kpis:
             assert shared[p][kpi.id] == one_by_one[p][kpi.id], (p, kpi.id)
+            assert alone[p][kpi.id] == one_by_one[p][kpi.id], (p, kpi.id)
     # Not vacuous: every KPI with events has figures for people, teams (a mover's old team
     # included), departments and the org.
     everything = [key for p in PERIODS for figs in shared[p].values() for key in figs]
@@ -199,3 +204,24 @@ def test_the_shared_scan_gives_the_figures_of_one_statement_per_kpi(
     for kpi in kpis:
         if kpi.id not in empty:
             assert any(shared[p][kpi.id] for p in PERIODS), kpi.id
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        datetime(2026, 6, 14, 15, 0, 0, 123457),  # PostgreSQL's naive UTC
+        "2026-06-14 15:00:00.123457",  # SQLite's stored text
+        "2026-06-14T15:00:00Z",
+        "2026-06-14T15:00:00.5+09:00",
+        "2026-06-14",
+        "1969-12-31T23:59:59.999999",
+        datetime(2026, 6, 14, 15, 0, tzinfo=UTC),
+    ],
+)
+def test_event_times_are_measured_as_their_instants(raw: datetime | str) -> None:
+    """The scan reads times raw and measures them without making aware datetimes first: the
+    same epoch seconds, to the bit, as the instant's own ``timestamp()``."""
+    instant = _instant(raw)
+    assert instant is not None
+    assert _epoch(raw) == instant.timestamp()
+    assert _epoch("not a date") is None and _epoch("") is None and _epoch(None) is None
