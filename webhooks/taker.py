@@ -24,7 +24,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from multiprocessing.synchronize import Event as EventType
+from multiprocessing.connection import Connection
 from types import FrameType
 
 from tasuki import logs
@@ -43,10 +43,10 @@ STOP_SECONDS = 10
 """How long a stopping server waits for its taker to finish the batch it is on."""
 
 
-def take(settings: Settings, parent: int, ready: EventType | None = None) -> None:
+def take(settings: Settings, parent: int, ready: Connection | None = None) -> None:
     """The taker process's body: store what the server accepts until told to stop, or until
-    ``parent`` (the server's pid) is no longer this process's parent. ``ready`` is set once it
-    takes."""
+    ``parent`` (the server's pid) is no longer this process's parent. It says so on ``ready``
+    (then closes it) once it takes."""
     logs.setup(settings, "serve")
     stop = threading.Event()
 
@@ -59,7 +59,8 @@ def take(settings: Settings, parent: int, ready: EventType | None = None) -> Non
     abandoned = settings.config.recovery.abandoned_after_seconds
     intake = Intake(store, job_queue(settings), claim_after_ms=int(abandoned * 1000))
     if ready is not None:
-        ready.set()
+        ready.send(True)
+        ready.close()
     try:
         intake.keep_storing(stop, alive=lambda: os.getppid() == parent)
     finally:
@@ -76,18 +77,22 @@ def taking(settings: Settings, intake: Intake) -> Iterator[None]:
         return
     # spawn, not fork: the server's threads and open connections stay in the server.
     spawn = multiprocessing.get_context("spawn")
-    ready = spawn.Event()
+    # A pipe, not a multiprocessing Event: an Event's semaphores are named resources, which a
+    # server stopped by a signal would leave to the resource tracker to complain about.
+    waiting, ready = spawn.Pipe(duplex=False)
     process = spawn.Process(
         target=take, args=(settings, os.getpid(), ready), name="tasuki-intake-taker", daemon=True
     )
     process.start()
+    ready.close()  # the taker's end
     # Serving before the taker takes would pile up a burst's first seconds in Redis.
-    if not ready.wait(READY_SECONDS):
+    if not _said_ready(waiting):
         log.warning(
             "the intake's taker is not taking after %d s; serving anyway (what is accepted "
             "waits in Redis until it is)",
             READY_SECONDS,
         )
+    waiting.close()
     try:
         yield
     finally:
@@ -97,6 +102,13 @@ def taking(settings: Settings, intake: Intake) -> Iterator[None]:
             log.warning("the intake's taker did not stop in %d s; killed", STOP_SECONDS)
             process.kill()
             process.join()
+
+
+def _said_ready(waiting: Connection) -> bool:
+    try:
+        return waiting.poll(READY_SECONDS) and bool(waiting.recv())
+    except EOFError:  # the taker died before it took: its error is on standard error
+        return False
 
 
 @contextmanager
