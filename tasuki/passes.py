@@ -15,10 +15,10 @@ and this module puts them right:
 - **After the work ahead of it.** A pass queued behind syncs that other workers are still
   running would write verdicts and KPI figures those syncs are about to change, and write the
   same records again a moment later. So a pass first looks for sync and KPI jobs queued before
-  it that a live worker is still doing, with their work still owed in the store, or any of
+  it that a live worker is still doing, with their work still owed in the store (any of
   them while KPIs are owed: a sync queues the computation its judging made due only after it
-  settled its own debt (:func:`earlier_work_running`). If there are some it ends at once, its
-  request still owed, and each of those jobs, once its work is settled, queues the pass again
+  settled its own debt) (:func:`earlier_work_running`). If there are some it ends at once, its request still owed,
+  and each of those jobs, once its work is settled, queues the pass again
   (:func:`write_back_waits`). Jobs queued after the pass never hold it back, so a steady stream
   of webhooks cannot starve write-back, and neither can a job whose worker died (recovery
   queues its work again).
