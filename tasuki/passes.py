@@ -15,9 +15,8 @@ and this module puts them right:
 - **After the work ahead of it.** A pass queued behind syncs that other workers are still
   running would write verdicts and KPI figures those syncs are about to change, and write the
   same records again a moment later. So a pass first looks for sync and KPI jobs queued before
-  it that a live worker is still doing, with their work still owed in the store (any of
-  them while KPIs are owed: a sync queues the computation its judging made due only after it
-  settled its own debt) (:func:`earlier_work_running`). If there are some it ends at once, its request still owed,
+  it that a live worker is still doing, with their work still owed in the store
+  (:func:`earlier_work_running`). If there are some it ends at once, its request still owed,
   and each of those jobs, once its work is settled, queues the pass again
   (:func:`write_back_waits`). Jobs queued after the pass never hold it back, so a steady stream
   of webhooks cannot starve write-back, and neither can a job whose worker died (recovery
@@ -142,8 +141,7 @@ def earlier_work_running(
 
     A sync's debts name the job queued for it; the job that runs may carry that id with
     ``-next`` or a suffix of its own (:func:`tasuki.queue.enqueue_once`). KPI debts name no job:
-    while KPIs are owed, any KPI computation or sync in flight counts (a sync queues the
-    computation its judging made due only after its commit has settled its own debt)."""
+    any KPI computation in flight with KPIs still owed counts."""
     ahead = _in_flight(queue, _aware(since), abandoned_after)
     if not ahead:
         return False
@@ -152,16 +150,11 @@ def earlier_work_running(
     ).all()
     kpis_owed = any(kind == Owed.KPIS.value for kind, _ in rows)
     named = {job_id for kind, job_id in rows if kind != Owed.KPIS.value and job_id}
-    if kpis_owed:
-        # Any sync or KPI computation in flight: a sync commits its judging with the KPIs it
-        # made due and only then queues their computation, so between the two its own debt is
-        # settled while figures this pass would write are about to change. It queues the pass
-        # again once it has (a computation, once its figures are stored).
-        return True
     for job in ahead:
-        if job.func_name != "worker.compute_kpis" and any(
-            job.id == n or job.id.startswith(f"{n}-") for n in named
-        ):
+        if job.func_name == "worker.compute_kpis":
+            if kpis_owed:
+                return True
+        elif any(job.id == n or job.id.startswith(f"{n}-") for n in named):
             return True
     return False
 

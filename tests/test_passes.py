@@ -7,14 +7,11 @@ lock alone, on the real Redis.)
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
 
 import redis
 from rq import Queue
 
-from tasuki.owed import Owed, owe
-from tasuki.passes import earlier_work_running, lock_key, one_at_a_time
-from tasuki.store.db import Store
+from tasuki.passes import lock_key, one_at_a_time
 
 
 def _queue(redis_url: str) -> Queue:
@@ -50,22 +47,3 @@ def test_locks_of_two_deployments_are_apart(redis_url: str) -> None:
         one_at_a_time(other, "write_back", 30) as second,
     ):
         assert first and second
-
-
-def test_a_sync_that_settled_its_debt_holds_a_pass_while_the_kpis_it_made_due_are_owed(
-    redis_url: str, store: Store
-) -> None:
-    """A sync commits its judging with the KPIs it made due, then queues their computation.
-    In between, its own debt is settled: a pass queued after it must still wait (it would write
-    figures about to change, and write them again a moment later). Once no KPI is owed, the
-    same sync in flight holds nothing back."""
-    queue = _queue(redis_url)
-    sync = queue.enqueue("worker.sync_records", object="Lead", ids=["L1"])
-    queue.connection.lpush(queue.intermediate_queue_key, sync.id)  # taken by a worker
-    later = datetime.now(UTC) + timedelta(seconds=1)  # the pass was queued after it
-    with store.session() as session:
-        assert earlier_work_running(session, queue, later, 30) is False
-        owe(session, Owed.KPIS)
-        assert earlier_work_running(session, queue, later, 30) is True
-        # Work queued after the pass never holds it back.
-        assert earlier_work_running(session, queue, later - timedelta(hours=1), 30) is False
