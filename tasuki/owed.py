@@ -30,7 +30,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from tasuki.store.models import OwedWork, utcnow
-from tasuki.store.upsert import dialect_insert
 
 
 class Owed(str, Enum):
@@ -93,17 +92,7 @@ def owe(
     ]
     if not rows:
         return 0
-    stmt = dialect_insert(session, OwedWork)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["kind", "object", "record_id"],
-        set_={
-            "version": OwedWork.version + 1,
-            "owed_at": stmt.excluded.owed_at,
-            "job_id": stmt.excluded.job_id,
-            "payload": stmt.excluded.payload,
-        },
-    )
-    session.connection().execute(stmt, rows)
+    session.connection().execute(_owe_statement(session), rows)
     return len(rows)
 
 
